@@ -1,0 +1,100 @@
+"""The provider-independent serving sequence: delay, scripted error, malformed body, then JSON or SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+from simulator.asgi import (
+    SSE_HEADERS,
+    Exchange,
+    Headers,
+    StreamScript,
+    send_bytes,
+    stream_frames,
+)
+from simulator.faults import Fault
+from simulator.reply import Reply
+
+MALFORMED_JSON = (
+    b"<html><body>502 Bad Gateway (simulated malformed upstream body)</body></html>"
+)
+MALFORMED_SSE = (
+    b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "trunc\n\n'
+)
+
+
+class Dialect(Protocol):
+    """One provider's wire format; `headers` are the ones it adds to every answer (request ids and such)."""
+
+    headers: Headers
+
+    def error(self, status: int, message: str) -> bytes: ...
+
+    def completion(self, reply: Reply) -> bytes: ...
+
+    def stream(self, reply: Reply) -> StreamScript: ...
+
+
+def retry_after_headers(status: int, retry_after: float | None) -> Headers:
+    if retry_after is None and status != 429:
+        return []
+    seconds = 1.0 if retry_after is None else retry_after
+    return [
+        (b"retry-after", str(math.ceil(seconds)).encode()),
+        (b"retry-after-ms", str(int(seconds * 1000)).encode()),
+    ]
+
+
+async def serve(
+    exchange: Exchange,
+    dialect: Dialect,
+    fault: Fault,
+    plan: Callable[[], Reply],
+    *,
+    stream: bool,
+) -> None:
+    if fault.delay_s > 0:
+        await asyncio.sleep(fault.delay_s)
+    if fault.status is not None and fault.status >= 400:
+        message = fault.error_message or f"Simulated upstream error {fault.status}"
+        headers = [(b"content-type", b"application/json"), *dialect.headers]
+        headers += retry_after_headers(fault.status, fault.retry_after)
+        exchange.log_entry["outcome"] = "error"
+        await send_bytes(
+            exchange.send, fault.status, dialect.error(fault.status, message), headers
+        )
+        return
+    if fault.malformed:
+        exchange.log_entry["outcome"] = "malformed"
+        if stream:
+            await send_bytes(
+                exchange.send, 200, MALFORMED_SSE, SSE_HEADERS + dialect.headers
+            )
+        else:
+            await send_bytes(
+                exchange.send,
+                200,
+                MALFORMED_JSON,
+                [(b"content-type", b"application/json"), *dialect.headers],
+            )
+        return
+    reply = plan()
+    if not stream:
+        exchange.log_entry["outcome"] = "completed"
+        await send_bytes(
+            exchange.send,
+            200,
+            dialect.completion(reply),
+            [(b"content-type", b"application/json"), *dialect.headers],
+        )
+        return
+    await stream_frames(
+        exchange,
+        dialect.stream(reply),
+        SSE_HEADERS + dialect.headers,
+        chunk_delay_s=fault.chunk_delay_ms / 1000,
+        drop_after_chunks=fault.drop_after_chunks,
+    )
