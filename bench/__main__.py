@@ -1,0 +1,137 @@
+"""`python -m bench [--quick]`: benchmark the gateway against the simulator on loopback and print a report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from bench.loadgen import raise_fd_limit
+from bench.report import BenchReport, markdown, write_json
+from bench.runner import BenchPlan, Runner, Target, request_body
+from bench.services import BenchSetupError, Gateway, PeakRss, ResourceMeter, gateway_env, provision_gateway
+from bench.stats import TargetName
+from simulator.server import SimulatorServer
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "latest.json"
+CPUS = os.cpu_count() or 1
+# Small hosts are the common case (CI, laptops in containers); more processes than cores only adds switching.
+DEFAULT_SIMULATOR_WORKERS = min(4, max(2, CPUS // 2))
+DEFAULT_LOAD_PROCESSES = min(4, max(1, CPUS // 2))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short cells and 200 slow streams (about a minute)")
+    parser.add_argument("--gateway-url", help="benchmark this running gateway (e.g. http://127.0.0.1:8000)")
+    parser.add_argument("--key", help="API key for --gateway-url")
+    parser.add_argument("--direct-only", action="store_true", help="measure only the simulator (no gateway)")
+    parser.add_argument("--duration", type=float, help="seconds per cell (default 3, --quick 1)")
+    parser.add_argument("--slow-clients", type=int, help="concurrent slow streams (default 2000, --quick 200)")
+    parser.add_argument("--skip-slow", action="store_true", help="skip the slow-stream run")
+    parser.add_argument("--load-processes", type=int, default=DEFAULT_LOAD_PROCESSES, help="load generator processes")
+    parser.add_argument("--simulator-workers", type=int, default=DEFAULT_SIMULATOR_WORKERS, help="simulator workers")
+    parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    if args.gateway_url and not args.key:
+        parser.error("--gateway-url needs --key")
+    return args
+
+
+@contextlib.contextmanager
+def gateway_target(args: argparse.Namespace, simulator: SimulatorServer) -> Iterator[tuple[Target, ResourceMeter]]:
+    if args.gateway_url:
+        url = args.gateway_url.rstrip("/")
+        yield Target("gateway", f"{url}/v1", args.key, args.model), ResourceMeter.for_listener(url)
+        return
+    env = gateway_env(simulator.openai_base_url)
+    print("provisioning the gateway (database, migrations, tenant, key)…", flush=True)
+    key = provision_gateway(env)
+    with Gateway(env) as gateway:
+        assert gateway.process is not None
+        yield Target("gateway", f"{gateway.url}/v1", key, args.model), ResourceMeter([gateway.process.pid])
+        log = gateway.errors_logged().strip()
+        if log:
+            print(f"\ngateway log (tail):\n{log[-2000:]}\n", flush=True)
+
+
+def smoke_test(target: Target) -> None:
+    """One request of each kind first, so a broken gateway fails with its own words instead of as a table of errors."""
+    headers = {"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"}
+    for stream in (False, True):
+        body = request_body(target.model, stream=stream, mock={"chunks": 3} if stream else {})
+        response = httpx.post(target.completions_url, content=body, headers=headers, timeout=30)
+        if response.status_code != 200 or (stream and b"[DONE]" not in response.content):
+            raise BenchSetupError(
+                f"{target.name} smoke test ({'stream' if stream else 'json'}) got HTTP {response.status_code}: "
+                f"{response.text[:1000]}"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit()
+    plan = BenchPlan(
+        cell_duration_s=args.duration or (1.0 if args.quick else 3.0),
+        slow_clients=args.slow_clients or (200 if args.quick else 2000),
+        load_processes=args.load_processes,
+    )
+    meta = {
+        "profile": "quick" if args.quick else "full",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "gateway": args.gateway_url or "uvicorn meshplatform.asgi:application, 2 workers, production settings",
+        "simulator_workers": args.simulator_workers,
+        "load_processes": plan.load_processes,
+        "cell_duration_s": plan.cell_duration_s,
+        "stream_chunks": plan.stream_chunks,
+        "cpus": CPUS,
+        "python": platform.python_version(),
+    }
+    started = time.monotonic()
+    runner = Runner(plan)
+    try:
+        with SimulatorServer(workers=args.simulator_workers) as simulator:
+            direct = Target("direct", simulator.openai_base_url, "sk-direct", args.model.split("/", 1)[-1])
+            assert simulator.process is not None
+            simulator_meter = ResourceMeter([simulator.process.pid])
+            if args.direct_only:
+                cells = runner.cells([direct], {"direct": simulator_meter})
+                report = BenchReport(meta=meta, cells=cells, slow=None, gateway_peak_rss_mb=None)
+            else:
+                with gateway_target(args, simulator) as (gateway, meter):
+                    smoke_test(gateway)
+                    meters: dict[TargetName, ResourceMeter] = {"direct": simulator_meter}
+                    if meter.available:
+                        meters["gateway"] = meter
+                    print(f"measuring {plan.cell_duration_s:g} s per cell…", flush=True)
+                    with PeakRss(meter) as peak:
+                        cells = runner.cells([gateway, direct], meters)
+                    slow = None
+                    if not args.skip_slow:
+                        print(f"slow streams: {plan.slow_clients} clients…", flush=True)
+                        slow = runner.slow_streams(gateway, meter if meter.available else None)
+                    peak_mb = peak.peak / 2**20 if meter.available else None
+                    report = BenchReport(meta=meta, cells=cells, slow=slow, gateway_peak_rss_mb=peak_mb)
+    except BenchSetupError as error:
+        print(f"bench: cannot run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        runner.close()
+    report.meta["total_s"] = round(time.monotonic() - started, 1)
+    print()
+    print(markdown(report))
+    write_json(report, args.output)
+    print(f"results written to {args.output} (total {report.meta['total_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

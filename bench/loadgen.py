@@ -1,0 +1,145 @@
+"""Load generation, run inside worker processes so the client's CPU never competes with the process measured."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+import uvloop
+
+REQUEST_TIMEOUT_S = 60.0
+MAX_ERROR_SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One process's share of a measurement: `connections` clients in a closed loop, or one request each."""
+
+    url: str
+    key: str
+    body: bytes
+    stream: bool
+    connections: int
+    start_at: float  # wall-clock time at which every process starts measuring together
+    duration_s: float = 0.0  # closed loop: measure this long; 0 means one request per connection
+    max_requests: int = 1_000_000
+    expected_chunks: int | None = None  # streamed content chunks a correct answer carries
+
+
+@dataclass
+class LoadResult:
+    latencies_s: list[float] = field(default_factory=list)
+    ttft_s: list[float] = field(default_factory=list)
+    events: int = 0  # SSE `data:` events received, [DONE] included
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def error(self, message: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < MAX_ERROR_SAMPLES:
+            self.error_samples.append(message)
+
+
+def raise_fd_limit() -> None:
+    """Thousands of concurrent streams need thousands of sockets; the default soft limit is often 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def run_load(spec: LoadSpec) -> LoadResult:
+    """Process-pool entry point."""
+    raise_fd_limit()
+    return uvloop.run(_run(spec))
+
+
+async def _run(spec: LoadSpec) -> LoadResult:
+    connector = aiohttp.TCPConnector(limit=spec.connections, force_close=False, enable_cleanup_closed=False)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    headers = {"Authorization": f"Bearer {spec.key}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
+        if spec.duration_s > 0:
+            # Open and warm every keep-alive connection before the clock starts.
+            await asyncio.gather(*(_request(session, spec, LoadResult()) for _ in range(spec.connections)))
+        await asyncio.sleep(max(0.0, spec.start_at - time.time()))
+        result = LoadResult()
+        started = time.perf_counter()
+        if spec.duration_s > 0:
+            await _closed_loop(session, spec, result, started + spec.duration_s)
+        else:
+            await asyncio.gather(*(_timed(session, spec, result) for _ in range(spec.connections)))
+        result.elapsed_s = time.perf_counter() - started
+        return result
+
+
+async def _closed_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult, deadline: float) -> None:
+    issued = 0
+
+    async def client() -> None:
+        nonlocal issued
+        while time.perf_counter() < deadline and issued < spec.max_requests:
+            issued += 1
+            await _timed(session, spec, result)
+
+    await asyncio.gather(*(client() for _ in range(spec.connections)))
+
+
+async def _timed(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
+    started = time.perf_counter()
+    ok = await _request(session, spec, result, started)
+    if ok:
+        result.latencies_s.append(time.perf_counter() - started)
+
+
+async def _request(
+    session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult, started: float | None = None
+) -> bool:
+    try:
+        async with session.post(spec.url, data=spec.body) as response:
+            if response.status != 200:
+                result.error(f"HTTP {response.status}: {(await response.read())[:200]!r}")
+                return False
+            if not spec.stream:
+                body = await response.read()
+                if b'"choices"' not in body:
+                    result.error(f"unexpected body: {body[:200]!r}")
+                    return False
+                return True
+            return await _read_stream(response, spec, result, started)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        result.error(f"{type(error).__name__}: {error}")
+        return False
+
+
+async def _read_stream(
+    response: aiohttp.ClientResponse, spec: LoadSpec, result: LoadResult, started: float | None
+) -> bool:
+    content_chunks = 0
+    done = False
+    async for line in response.content:
+        if not line.startswith(b"data:"):
+            continue
+        result.events += 1
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            done = True
+            continue
+        chunk = orjson.loads(payload)
+        choices = chunk.get("choices") or ()
+        if choices and (choices[0].get("delta") or {}).get("content"):
+            if content_chunks == 0 and started is not None:
+                result.ttft_s.append(time.perf_counter() - started)
+            content_chunks += 1
+    if not done:
+        result.error(f"stream ended without [DONE] after {content_chunks} content chunks")
+        return False
+    if spec.expected_chunks is not None and content_chunks != spec.expected_chunks:
+        result.error(f"stream carried {content_chunks} content chunks, expected {spec.expected_chunks}")
+        return False
+    return True

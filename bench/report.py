@@ -1,0 +1,107 @@
+"""Renders benchmark results as a Markdown report (for issue notes) and as JSON (for machines)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.stats import CellStats, SlowStreamStats
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchReport:
+    meta: dict[str, Any]
+    cells: list[CellStats]
+    slow: SlowStreamStats | None
+    gateway_peak_rss_mb: float | None
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _pair(a: float | None, b: float | None, digits: int = 1) -> str:
+    return f"{_num(a, digits)} / {_num(b, digits)}"
+
+
+def markdown(report: BenchReport) -> str:
+    meta = report.meta
+    lines = [
+        f"### Mesh gateway benchmark ({meta['profile']}, {meta['started_at']})",
+        "",
+        f"Gateway: {meta['gateway']}. Upstream: simulator with {meta['simulator_workers']} workers. "
+        f"Load: aiohttp keep-alive clients in {meta['load_processes']} processes, {meta['cell_duration_s']} s per cell. "
+        f"Host: {meta['cpus']} CPUs, Python {meta['python']}.",
+        "",
+        "| mode | conc | direct req/s | gateway req/s | direct p50 / p99 ms | gateway p50 / p99 ms "
+        "| overhead p50 / p99 ms | CPU ms/req gateway / sim | gateway CPU µs/chunk | errors gw / direct |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_key = {(c.target, c.mode, c.concurrency): c for c in report.cells}
+    for mode, concurrency in sorted({(c.mode, c.concurrency) for c in report.cells}):
+        gateway = by_key.get(("gateway", mode, concurrency))
+        direct = by_key.get(("direct", mode, concurrency))
+        label = "JSON" if mode == "json" else f"SSE ×{meta['stream_chunks']}"
+        overhead_p50 = gateway.p50_ms - direct.p50_ms if gateway and direct else None
+        overhead_p99 = gateway.p99_ms - direct.p99_ms if gateway and direct else None
+        lines.append(
+            f"| {label} | {concurrency} | {_num(direct.rps if direct else None, 0)} "
+            f"| {_num(gateway.rps if gateway else None, 0)} "
+            f"| {_pair(direct.p50_ms if direct else None, direct.p99_ms if direct else None, 2)} "
+            f"| {_pair(gateway.p50_ms if gateway else None, gateway.p99_ms if gateway else None, 2)} "
+            f"| {_pair(overhead_p50, overhead_p99, 2)} "
+            f"| {_pair(gateway.cpu_ms_per_request if gateway else None, direct.cpu_ms_per_request if direct else None, 2)} "
+            f"| {_num(gateway.cpu_us_per_chunk if gateway else None, 0)} "
+            f"| {gateway.errors if gateway else '-'} / {direct.errors if direct else '-'} |"
+        )
+    lines += ["", f"Gateway peak RSS during the cells (master + workers): {_num(report.gateway_peak_rss_mb, 0)} MB"]
+    slow = report.slow
+    if slow is not None:
+        lines += [
+            "",
+            f"Slow streams through the gateway: {slow.clients} concurrent clients, each {slow.chunks} chunks "
+            f"{slow.chunk_delay_ms} ms apart (ideal {slow.ideal_s:.1f} s).",
+            "",
+            "| clients | completed | errors | stream p50 / p99 s | TTFT p50 / p99 ms | wall s | gateway RSS before → peak MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {slow.clients} | {slow.completed} | {slow.errors} | {_pair(slow.stream_p50_s, slow.stream_p99_s, 2)} "
+            f"| {_pair(slow.ttft_p50_ms, slow.ttft_p99_ms, 0)} | {_num(slow.wall_s, 1)} "
+            f"| {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} |",
+        ]
+    samples = [(f"{c.target} {c.mode} c={c.concurrency}", s) for c in report.cells for s in c.error_samples[:2]]
+    if slow is not None:
+        samples += [("slow streams", s) for s in slow.error_samples[:3]]
+    if samples:
+        lines += ["", "Error samples:", *(f"- {where}: `{sample[:300]}`" for where, sample in samples[:12])]
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_json(report: BenchReport, path: Path) -> None:
+    cells = [
+        {
+            **dataclasses.asdict(cell),
+            "cpu_ms_per_request": cell.cpu_ms_per_request,
+            "cpu_us_per_chunk": cell.cpu_us_per_chunk,
+        }
+        for cell in report.cells
+    ]
+    slow = None if report.slow is None else {**dataclasses.asdict(report.slow), "ideal_s": report.slow.ideal_s}
+    payload = {"meta": report.meta, "cells": cells, "slow": slow, "gateway_peak_rss_mb": report.gateway_peak_rss_mb}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(_jsonable(payload), option=orjson.OPT_INDENT_2) + b"\n")

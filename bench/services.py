@@ -1,0 +1,221 @@
+"""The processes under test: provisioning and running the gateway, and metering its CPU and memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+
+from simulator.server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATABASE_NAME = "mesh_bench"
+PG_ARGS = ["-h", "127.0.0.1", "-U", "postgres"]
+TENANT = "bench"
+GATEWAY_WORKERS = 2
+START_TIMEOUT_S = 60.0
+COMMAND_TIMEOUT_S = 180.0
+
+
+class BenchSetupError(RuntimeError):
+    """Something the benchmark needs could not be provisioned; the message says what and shows its output."""
+
+
+def gateway_env(simulator_openai_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "meshplatform.settings.production",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE_NAME}",
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "SECRET_KEY": "bench",
+        "ALLOWED_HOSTS": "*",
+        "OPENAI_API_KEY": "sk-sim",
+        "OPENAI_BASE_URL": simulator_openai_url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BenchSetupError(f"{' '.join(command)}: {error}") from error
+
+
+def _require(result: subprocess.CompletedProcess[str], what: str) -> str:
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()[-3000:]
+        raise BenchSetupError(f"{what} failed (exit {result.returncode}):\n{output}")
+    return result.stdout
+
+
+def provision_gateway(env: dict[str, str]) -> str:
+    """Create the database if missing, migrate, and mint an API key with limits out of the way; returns the key."""
+    exists = _run(["psql", *PG_ARGS, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"])
+    _require(exists, "checking for the bench database")
+    if exists.stdout.strip() != "1":
+        _require(_run(["createdb", *PG_ARGS, DATABASE_NAME]), f"createdb {DATABASE_NAME}")
+    manage = [sys.executable, "manage.py"]
+    _require(_run([*manage, "migrate", "--no-input"], env), "manage.py migrate")
+    # The tenant survives earlier runs; a failure here is fine as long as the key can be created below.
+    _run([*manage, "create_tenant", TENANT], env)
+    created = _run([*manage, "create_api_key", "--tenant", TENANT, "--rpm", "100000000", "--rpd", "1000000000"], env)
+    lines = _require(created, "manage.py create_api_key").strip().splitlines()
+    if not lines or not lines[-1].strip().startswith("rsk_"):
+        raise BenchSetupError(f"create_api_key did not print an rsk_ key last:\n{created.stdout[-1000:]}")
+    return lines[-1].strip()
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise BenchSetupError(f"gateway exited with {process.returncode}:\n{_tail(log)}")
+            try:
+                if client.get(f"{url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise BenchSetupError(f"{url}/healthz did not answer 200 within {START_TIMEOUT_S}s:\n{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    return log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+
+
+class Gateway:
+    """`uvicorn meshplatform.asgi:application` with production settings, as `make bench` measures it."""
+
+    def __init__(self, env: dict[str, str], *, workers: int = GATEWAY_WORKERS) -> None:
+        self.env = env
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.gettempdir()) / f"mesh-bench-gateway-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        command = [
+            sys.executable, "-m", "uvicorn", "meshplatform.asgi:application",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_healthy(self.url, self.process, self.log)
+            # Workers answer /healthz as soon as one is up; give the second a moment to boot too.
+            time.sleep(0.5)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                child.kill()
+            self.process.kill()
+            self.process.wait(5)
+
+    def errors_logged(self) -> str:
+        return _tail(self.log)
+
+
+class ResourceMeter:
+    """CPU seconds and RSS summed over a process tree (uvicorn master plus workers)."""
+
+    def __init__(self, root_pids: list[int]) -> None:
+        self.processes: list[psutil.Process] = []
+        for pid in root_pids:
+            try:
+                root = psutil.Process(pid)
+                self.processes += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+
+    @classmethod
+    def for_listener(cls, url: str) -> ResourceMeter:
+        """Find an already running server by the port it listens on (needs permission to see its sockets)."""
+        port = urlsplit(url).port
+        try:
+            pids = {c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.pid}
+        except psutil.AccessDenied:
+            pids = set()
+        # uvicorn workers share the master's listening socket: keep only the topmost listener.
+        roots = [pid for pid in pids if psutil.Process(pid).ppid() not in pids]
+        return cls(roots)
+
+    @property
+    def available(self) -> bool:
+        return bool(self.processes)
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for process in self.processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for process in self.processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+
+class PeakRss:
+    """Samples a meter's RSS in a background thread while a measurement runs."""
+
+    def __init__(self, meter: ResourceMeter, interval_s: float = 0.2) -> None:
+        self.meter = meter
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.peak = self.meter.rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.peak = max(self.peak, self.meter.rss_bytes())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, self.meter.rss_bytes())

@@ -1,0 +1,91 @@
+"""Aggregated results of the benchmark's measurements, as typed values the report renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bench.loadgen import LoadResult
+
+Mode = Literal["json", "stream"]
+TargetName = Literal["gateway", "direct"]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile; NaN when nothing succeeded so a broken cell cannot pass for a fast one."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """One (target, mode, concurrency) measurement."""
+
+    target: TargetName
+    mode: Mode
+    concurrency: int
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    events: int
+    cpu_s: float | None
+    error_samples: list[str] = field(default_factory=list)
+
+    @classmethod
+    def merge(
+        cls, target: TargetName, mode: Mode, concurrency: int, shares: list[LoadResult], cpu_s: float | None
+    ) -> CellStats:
+        latencies = [value for share in shares for value in share.latencies_s]
+        return cls(
+            target=target,
+            mode=mode,
+            concurrency=concurrency,
+            requests=len(latencies),
+            errors=sum(share.errors for share in shares),
+            rps=sum(len(share.latencies_s) / share.elapsed_s for share in shares if share.elapsed_s > 0),
+            p50_ms=percentile(latencies, 0.50) * 1000,
+            p99_ms=percentile(latencies, 0.99) * 1000,
+            events=sum(share.events for share in shares),
+            cpu_s=cpu_s,
+            error_samples=[sample for share in shares for sample in share.error_samples][:5],
+        )
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.cpu_s is None or not self.requests:
+            return None
+        return self.cpu_s / self.requests * 1000
+
+    @property
+    def cpu_us_per_chunk(self) -> float | None:
+        if self.cpu_s is None or self.mode != "stream" or not self.events:
+            return None
+        return self.cpu_s / self.events * 1_000_000
+
+
+@dataclass(frozen=True)
+class SlowStreamStats:
+    """Many concurrent slow streams through the gateway: does every one finish, and on time?"""
+
+    clients: int
+    chunks: int
+    chunk_delay_ms: int
+    completed: int
+    errors: int
+    stream_p50_s: float
+    stream_p99_s: float
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    wall_s: float
+    rss_before_mb: float | None
+    rss_peak_mb: float | None
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def ideal_s(self) -> float:
+        return self.chunks * self.chunk_delay_ms / 1000

@@ -1,0 +1,37 @@
+"""DRF authentication for the management APIs: the same bearer keys as the proxy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from keys.auth import api_key_authenticate_sync
+from keys.types import ResolvedKey
+
+
+class ApiKeyUser:
+    """What `request.user` is on the management APIs: the key, scoped to its tenant."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, key: ResolvedKey) -> None:
+        self.key = key
+        self.tenant_id = key.tenant_id
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ApiKeyUser, ResolvedKey]:
+        key = api_key_authenticate_sync(authorization=request.META.get("HTTP_AUTHORIZATION"))
+        return ApiKeyUser(key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="mesh"'
+
+
+def request_key(request: Any) -> ResolvedKey:
+    """The authenticated key of a DRF request."""
+    key: ResolvedKey = request.auth
+    return key

@@ -1,0 +1,104 @@
+"""Per-key RPM and RPD: Redis fixed windows, both checked and counted in one atomic Lua script."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from keys.types import ResolvedKey
+from meshplatform.errors import RateLimited
+from meshplatform.redis import OutageLog, get_redis
+
+logger = logging.getLogger(__name__)
+outage = OutageLog("rate limits")
+
+# KEYS: minute counter, day counter (same hash tag: one slot on Redis Cluster).
+# ARGV: rpm, rpd (0 = unlimited), minute ttl, day ttl.
+# Refuses without counting when either window is full; otherwise counts both.
+# Returns {allowed, minute count, day count, refusing window (0 none, 1 minute, 2 day)}.
+FIXED_WINDOWS_LUA = """
+local rpm = tonumber(ARGV[1])
+local rpd = tonumber(ARGV[2])
+local minute = tonumber(redis.call('GET', KEYS[1]) or '0')
+local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+if rpm > 0 and minute >= rpm then return {0, minute, day, 1} end
+if rpd > 0 and day >= rpd then return {0, minute, day, 2} end
+minute = redis.call('INCR', KEYS[1])
+if minute == 1 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+day = redis.call('INCR', KEYS[2])
+if day == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+return {1, minute, day, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """What the x-ratelimit-* response headers report (about the tighter window)."""
+
+    limit: int | None
+    remaining: int | None
+    reset_seconds: int | None
+
+    def headers(self) -> dict[str, str]:
+        if self.limit is None:
+            return {}
+        return {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(max(self.remaining or 0, 0)),
+            "x-ratelimit-reset-requests": f"{self.reset_seconds}s",
+        }
+
+
+UNLIMITED = RateLimitState(limit=None, remaining=None, reset_seconds=None)
+
+
+def window_keys(key_id: int, now: float) -> tuple[list[str], int, int]:
+    """Redis keys for the current minute and UTC day, and the seconds left in each."""
+    minute_window = int(now // 60)
+    day_window = int(now // 86400)
+    tag = f"{{mesh:rl:{key_id}}}"
+    names = [f"{tag}:m:{minute_window}", f"{tag}:d:{day_window}"]
+    return names, 60 - int(now % 60), 86400 - int(now % 86400)
+
+
+async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
+    """Count this request against the key's windows, or raise 429 without counting it."""
+    if not key.rpm and not key.rpd:
+        return UNLIMITED
+    now = time.time()
+    names, minute_left, day_left = window_keys(key.key_id, now)
+    try:
+        redis = get_redis()
+        allowed, minute, day, refused_by = await redis.eval(
+            FIXED_WINDOWS_LUA, 2, *names, key.rpm or 0, key.rpd or 0, 61, 86401
+        )
+    except (RedisError, OSError) as error:
+        outage.failed(error)
+        if settings.MESH_LIMITS_FAIL_OPEN:
+            return UNLIMITED
+        raise RateLimited("Rate limits are unavailable; try again shortly.", retry_after_seconds=1) from None
+    outage.recovered()
+    state = _state(key, int(minute), int(day), minute_left, day_left)
+    if not allowed:
+        window, retry_after = ("minute", minute_left) if refused_by == 1 else ("day", day_left)
+        limit = key.rpm if refused_by == 1 else key.rpd
+        raise RateLimited(
+            f"Rate limit of {limit} requests per {window} reached for this key.",
+            retry_after_seconds=retry_after,
+            extra_headers=state.headers(),
+        )
+    return state
+
+
+def _state(key: ResolvedKey, minute: int, day: int, minute_left: int, day_left: int) -> RateLimitState:
+    candidates = []
+    if key.rpm:
+        candidates.append((key.rpm - minute, key.rpm, minute_left))
+    if key.rpd:
+        candidates.append((key.rpd - day, key.rpd, day_left))
+    remaining, limit, reset = min(candidates)
+    return RateLimitState(limit=limit, remaining=remaining, reset_seconds=reset)

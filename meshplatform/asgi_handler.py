@@ -1,0 +1,123 @@
+"""Django's ASGI handler with two fixes the proxy path needs: a streaming body limit and no thread hop on close."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
+
+from meshplatform.errors import PayloadTooLarge
+from meshplatform.request_ids import new_request_id
+
+Scope = dict[str, Any]
+
+
+class MeshASGIHandler(ASGIHandler):
+    """Rejects oversized bodies with 413 before buffering them, and closes responses in the loop.
+
+    Django 5.2 reads the whole body before `DATA_UPLOAD_MAX_MEMORY_SIZE` is checked and
+    closes every response through `sync_to_async` (a thread hop per request). Closing in
+    the loop is safe because no sync `request_finished` receiver is connected (see
+    `MeshplatformConfig.ready`), and our responses hold no blocking closers.
+    """
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_limited_body(scope, receive)
+        except RequestAborted:
+            return
+        except PayloadTooLarge as error:
+            await self.send_error(error, send)
+            return
+        set_script_prefix(get_script_prefix(scope))
+        await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+
+        async def process_request() -> Any:
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # client went away while we were sending
+            return response
+
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()  # a disconnect cancels the view (and its upstream call)
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if response._resource_closers:
+                await sync_to_async(response.close)()
+            else:
+                response.close()
+        body_file.close()
+
+    async def read_limited_body(self, scope: Scope, receive: Any) -> Any:
+        limit: int = settings.MESH_MAX_BODY_BYTES
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise PayloadTooLarge(
+                    f"Request body exceeds the {limit} byte limit.", param="body"
+                )
+        body_file = tempfile.SpooledTemporaryFile(
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+        )
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                body_file.close()
+                raise PayloadTooLarge(
+                    f"Request body exceeds the {limit} byte limit.", param="body"
+                )
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
+    async def send_error(self, error: PayloadTooLarge, send: Any) -> None:
+        from meshplatform.errors import error_response
+
+        request_id = new_request_id()
+        response = error_response(error, request_id)
+        response["X-Request-Id"] = request_id
+        response["Connection"] = "close"
+        await self.send_response(response, send)

@@ -1,0 +1,84 @@
+"""The shared async Redis client: one pool per event loop, real Redis or embedded fakeredis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import redis as sync_redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+_clients: dict[int, aioredis.Redis] = {}
+_sync_client: sync_redis.Redis | None = None
+_embedded_server: Any = None
+
+
+def _embedded() -> Any:
+    """One fakeredis server per process, shared by the async and sync clients."""
+    global _embedded_server
+    if _embedded_server is None:
+        import fakeredis
+
+        _embedded_server = fakeredis.FakeServer()
+    return _embedded_server
+
+
+def get_redis() -> aioredis.Redis:
+    """The client for the running event loop (pools cannot cross loops)."""
+    loop_id = id(asyncio.get_running_loop())
+    client = _clients.get(loop_id)
+    if client is None:
+        if settings.REDIS_URL:
+            client = aioredis.Redis.from_url(
+                settings.REDIS_URL,
+                max_connections=settings.REDIS_MAX_CONNECTIONS,
+                socket_connect_timeout=1.0,
+                socket_timeout=2.0,
+                health_check_interval=30,
+            )
+        else:
+            import fakeredis
+
+            client = fakeredis.FakeAsyncRedis(server=_embedded())
+        _clients[loop_id] = client
+    return client
+
+
+def get_sync_redis() -> sync_redis.Redis:
+    """For sync code (admin, services, Celery tasks)."""
+    global _sync_client
+    if _sync_client is None:
+        if settings.REDIS_URL:
+            _sync_client = sync_redis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=2.0
+            )
+        else:
+            import fakeredis
+
+            _sync_client = fakeredis.FakeRedis(server=_embedded())
+    return _sync_client
+
+
+class OutageLog:
+    """Logs a Redis outage once when it starts and once when it ends, not per request."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.down_since: float | None = None
+
+    def failed(self, error: Exception) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            logger.warning("Redis unavailable for %s (%s); continuing without it", self.what, error)
+
+    def recovered(self) -> None:
+        if self.down_since is not None:
+            logger.warning(
+                "Redis back for %s after %.1fs", self.what, time.monotonic() - self.down_since
+            )
+            self.down_since = None

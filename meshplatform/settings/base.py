@@ -1,0 +1,170 @@
+"""Settings shared by every environment, read from the environment (and `.env`) with django-environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=False)
+# No secret has a default outside DEBUG: production refuses to start without one.
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-secret" if DEBUG else environ.Env.NOTSET)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "meshplatform",
+    "rest_framework",
+    "drf_spectacular",
+    "keys",
+    "templates_app",
+    "usage",
+    "routing",
+]
+
+# Only async-native middleware runs on every request. Django's browser middleware
+# (sessions, CSRF, auth, messages) is MiddlewareMixin-based and costs a thread hop,
+# so BrowserMiddleware runs it for admin pages only (see meshplatform/middleware.py).
+MIDDLEWARE = [
+    "meshplatform.middleware.RequestIdMiddleware",
+    "meshplatform.middleware.BrowserMiddleware",
+]
+BROWSER_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# Paths served without the browser middleware (API clients carry bearer keys, not cookies).
+API_PATH_PREFIXES = ("/v1/", "/healthz", "/readyz")
+
+ROOT_URLCONF = "meshplatform.urls"
+ASGI_APPLICATION = "meshplatform.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "meshplatform" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis holds every shared counter, cache entry and lock. Empty means "embedded":
+# an in-process fakeredis (with Lua), good for one `make run` process only.
+REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=200)
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = BASE_DIR / ".run" / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["keys.drf.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "meshplatform.drf.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mesh gateway API",
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Upstream providers: a provider with no API key is "not configured" (503).
+PROVIDERS = {
+    "openai": {
+        "api_key": env.str("OPENAI_API_KEY", default=""),
+        "base_url": env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1"),
+    },
+    "openrouter": {
+        "api_key": env.str("OPENROUTER_API_KEY", default=""),
+        "base_url": env.str("OPENROUTER_BASE_URL", default="https://openrouter.ai/api/v1"),
+    },
+    "anthropic": {
+        "api_key": env.str("ANTHROPIC_API_KEY", default=""),
+        "base_url": env.str("ANTHROPIC_BASE_URL", default="https://api.anthropic.com/v1"),
+    },
+    "gemini": {
+        "api_key": env.str("GEMINI_API_KEY", default=""),
+        "base_url": env.str("GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com/v1beta"),
+    },
+}
+
+# Gateway behaviour.
+MESH_MAX_BODY_BYTES = env.int("MESH_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+MESH_MAX_JSON_DEPTH = env.int("MESH_MAX_JSON_DEPTH", default=64)
+MESH_UPSTREAM_TIMEOUT_S = env.float("MESH_UPSTREAM_TIMEOUT_S", default=600.0)
+MESH_UPSTREAM_CONNECT_TIMEOUT_S = env.float("MESH_UPSTREAM_CONNECT_TIMEOUT_S", default=10.0)
+MESH_UPSTREAM_MAX_CONNECTIONS = env.int("MESH_UPSTREAM_MAX_CONNECTIONS", default=0)  # 0 = unbounded
+MESH_DEFAULT_MODEL = env.str("MESH_DEFAULT_MODEL", default="openai/gpt-4o")
+MESH_KEY_CACHE_TTL_S = env.int("MESH_KEY_CACHE_TTL_S", default=300)
+MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
+MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)
+
+# The admin's middleware is present, inside BrowserMiddleware (see MIDDLEWARE above).
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]

@@ -1,0 +1,19 @@
+"""Root URLs: the API under /v1/, the admin, health probes."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from meshplatform import health
+from meshplatform.handlers import api_not_found, server_error
+
+urlpatterns = [
+    path("v1/", include("routing.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = api_not_found
+handler500 = server_error

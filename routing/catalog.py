@@ -1,0 +1,160 @@
+"""Catalog lookups for the hot path: a per-worker copy, refreshed when Redis says it changed.
+
+Admin edits bump a version in Redis; each worker compares at most every
+MESH_CATALOG_CHECK_INTERVAL_S (in the background), so the hot path does no
+database query and, between checks, no Redis round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from ulid import ULID
+
+from meshplatform.db import db_call
+from meshplatform.redis import get_redis, get_sync_redis
+from routing.catalog_seed import SEED_MODELS
+from routing.models import CatalogModel
+from usage.types import TokenUsage
+
+VERSION_KEY = "mesh:catalog:version"
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    model_id: str
+    provider: str
+    upstream_name: str
+    input_per_mtok_usd: Decimal
+    output_per_mtok_usd: Decimal
+    cached_input_per_mtok_usd: Decimal
+    context_window: int
+    max_output_tokens: int | None
+
+    def cost(self, tokens: TokenUsage) -> Decimal:
+        """USD cost of `tokens` at this entry's prices (cached tokens are billed at the cached rate)."""
+        cached = min(tokens.cached_tokens, tokens.prompt_tokens)
+        fresh = tokens.prompt_tokens - cached
+        return (
+            fresh * self.input_per_mtok_usd
+            + cached * self.cached_input_per_mtok_usd
+            + tokens.completion_tokens * self.output_per_mtok_usd
+        ) / MILLION
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    version: str | None
+    entries: dict[str, CatalogEntry]
+
+    def get(self, model_id: str) -> CatalogEntry | None:
+        return self.entries.get(model_id)
+
+
+def _entry(row: CatalogModel) -> CatalogEntry:
+    return CatalogEntry(
+        model_id=row.model_id,
+        provider=row.provider,
+        upstream_name=row.upstream_name,
+        input_per_mtok_usd=row.input_per_mtok_usd,
+        output_per_mtok_usd=row.output_per_mtok_usd,
+        cached_input_per_mtok_usd=row.cached_input_per_mtok_usd
+        if row.cached_input_per_mtok_usd is not None
+        else row.input_per_mtok_usd,
+        context_window=row.context_window,
+        max_output_tokens=row.max_output_tokens,
+    )
+
+
+@db_call
+def _load_entries() -> dict[str, CatalogEntry]:
+    return {row.model_id: _entry(row) for row in CatalogModel.objects.filter(enabled=True)}
+
+
+async def _current_version() -> str | None:
+    """The catalog version in Redis, created when missing (e.g. after a flush)."""
+    try:
+        redis = get_redis()
+        raw = await redis.get(VERSION_KEY)
+        if raw is None:
+            await redis.set(VERSION_KEY, str(ULID()), nx=True)
+            raw = await redis.get(VERSION_KEY)
+    except Exception:  # Redis down: reload from the database, keep serving
+        return None
+    return raw.decode() if raw is not None else None
+
+
+class CatalogCache:
+    """One per worker process (and event loop)."""
+
+    def __init__(self) -> None:
+        self.snapshot: Catalog | None = None
+        self.checked_at = 0.0
+        self.refresh_task: asyncio.Task[None] | None = None
+
+    async def get(self) -> Catalog:
+        interval = settings.MESH_CATALOG_CHECK_INTERVAL_S
+        if self.snapshot is None or interval <= 0:
+            await self.refresh()
+        elif time.monotonic() - self.checked_at > interval and self.refresh_task is None:
+            self.refresh_task = asyncio.create_task(self._background_refresh())
+        assert self.snapshot is not None
+        return self.snapshot
+
+    async def _background_refresh(self) -> None:
+        try:
+            await self.refresh()
+        finally:
+            self.refresh_task = None
+
+    async def refresh(self) -> None:
+        version = await _current_version()
+        self.checked_at = time.monotonic()
+        if self.snapshot is not None and version is not None and version == self.snapshot.version:
+            return
+        self.snapshot = Catalog(version=version, entries=await _load_entries())
+
+
+_caches: dict[int, CatalogCache] = {}
+
+
+async def catalog_current() -> Catalog:
+    loop_id = id(asyncio.get_running_loop())
+    cache = _caches.get(loop_id)
+    if cache is None:
+        cache = _caches[loop_id] = CatalogCache()
+    return await cache.get()
+
+
+def catalog_changed() -> None:
+    """Tell every worker to reload the catalog (after the surrounding transaction commits)."""
+    transaction.on_commit(lambda: get_sync_redis().set(VERSION_KEY, str(ULID())))
+
+
+def catalog_seed() -> int:
+    """Create the seed models that are missing; returns how many were created."""
+    created = 0
+    for seed in SEED_MODELS:
+        provider, _, upstream_name = seed.model_id.partition("/")
+        _, was_created = CatalogModel.objects.get_or_create(
+            model_id=seed.model_id,
+            defaults={
+                "provider": provider,
+                "upstream_name": upstream_name,
+                "input_per_mtok_usd": Decimal(seed.input_per_mtok),
+                "output_per_mtok_usd": Decimal(seed.output_per_mtok),
+                "cached_input_per_mtok_usd": Decimal(seed.cached_per_mtok) if seed.cached_per_mtok else None,
+                "context_window": seed.context_window,
+                "max_output_tokens": seed.max_output_tokens,
+            },
+        )
+        created += was_created
+    if created:
+        catalog_changed()
+    return created

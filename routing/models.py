@@ -1,0 +1,34 @@
+"""The model catalog: which `provider/name` ids exist, where they go and what they cost."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    OPENROUTER = "openrouter", "OpenRouter"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GEMINI = "gemini", "Google Gemini"
+
+
+class CatalogModel(models.Model):
+    model_id = models.CharField(max_length=200, unique=True, help_text="What clients send, e.g. openai/gpt-4o.")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    upstream_name = models.CharField(max_length=200, help_text="The model name the provider expects.")
+    input_per_mtok_usd = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_mtok_usd = models.DecimalField(max_digits=12, decimal_places=6)
+    cached_input_per_mtok_usd = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Empty = input price."
+    )
+    context_window = models.PositiveIntegerField()
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "model_id"]
+        verbose_name = "catalog model"
+
+    def __str__(self) -> str:
+        return self.model_id

@@ -1,0 +1,156 @@
+"""POST /v1/chat/completions, top to bottom: authenticate → rate limit → spend cap → parse →
+expand template → choose models → call with fallback → stream or return → bill and record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+
+from keys.auth import api_key_authenticate
+from keys.limits import RateLimitState, rate_limit_check
+from keys.spend import spend_add, spend_cap_check
+from keys.types import ResolvedKey
+from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
+from meshplatform.request_ids import request_id_of
+from routing.catalog import catalog_current
+from routing.resolve import Candidate, candidates_resolve, model_requested
+from routing.relay import relay_stream
+from routing.schema import MESH_ONLY_FIELDS, ChatCompletionRequest, parse_chat_request
+from routing.upstream import Attempt, complete_with_fallback, open_stream_with_fallback
+from templates_app.expansion import ExpandedTemplate, template_expand
+from usage.recording import usage_record
+from usage.types import UsageEventData
+
+
+async def chat_completion(http: HttpRequest) -> HttpResponseBase:
+    key = await api_key_authenticate(authorization=http.headers.get("Authorization"))
+    limits = await rate_limit_check(key=key)
+    event = UsageEventData(
+        request_id=request_id_of(http), tenant_id=key.tenant_id, key_id=key.key_id,
+        model_requested="", started_at=time.time(),
+    )
+    async with ledger_entry(event, key, limits) as ledger:
+        await spend_cap_check(key=key)
+        chat, raw = parse_chat_request(json_body(http))
+        event.session_id = chat.session_id
+        template = await expand_template(chat, key, event)
+        event.model_requested = model_requested(
+            request_model=chat.model, template_model=template.model if template else None, key=key
+        )
+        candidates = candidates_resolve(
+            catalog=await catalog_current(), model_id=event.model_requested, fallbacks=chat.models, key=key
+        )
+        body = upstream_body(raw, chat, template)
+        timeout = chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
+        attempts: list[Attempt] = []
+        if chat.stream:
+            stream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
+            served(event, stream.candidate, attempts, streamed=True)
+            ledger.deferred = True  # the relay bills when the stream ends, however it ends
+            return sse_response(
+                relay_stream(
+                    stream, event=event, client_wants_usage=chat.wants_usage_in_stream,
+                    prompt_tokens_estimate=len(orjson.dumps(body.get("messages"))) // 4,
+                    timeout=timeout, on_finish=lambda: bill(event, key, stream.candidate),
+                ),
+                limits,
+            )
+        candidate, completion = await complete_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
+        served(event, candidate, attempts, streamed=False)
+        event.tokens = completion.usage
+        event.cost_usd = candidate.entry.cost(completion.usage)
+        completion.payload["model"] = candidate.entry.model_id
+        return json_response(completion.payload, limits)
+
+
+class Ledger:
+    deferred = False
+
+
+@asynccontextmanager
+async def ledger_entry(
+    event: UsageEventData, key: ResolvedKey, limits: RateLimitState
+) -> AsyncIterator[Ledger]:
+    """Bills and records `event` exactly once when the block ends, unless a stream took it over."""
+    ledger = Ledger()
+    try:
+        yield ledger
+    except GatewayError as error:
+        error.extra_headers.update(limits.headers())
+        event.http_status, event.error_code = error.http_status, error.code
+        await record(event, key)
+        raise
+    if not ledger.deferred:
+        await record(event, key)
+
+
+async def record(event: UsageEventData, key: ResolvedKey) -> None:
+    event.latency_ms = int((time.time() - event.started_at) * 1000)
+    await spend_add(key=key, cost_usd=event.cost_usd, at=event.started_at)
+    await usage_record(event=event)
+
+
+async def bill(event: UsageEventData, key: ResolvedKey, candidate: Candidate) -> None:
+    event.cost_usd = candidate.entry.cost(event.tokens)
+    await record(event, key)
+
+
+def served(event: UsageEventData, candidate: Candidate, attempts: list[Attempt], *, streamed: bool) -> None:
+    event.model_served = candidate.entry.model_id
+    event.provider = candidate.adapter.name
+    event.attempts = [attempt.as_dict() for attempt in attempts]
+    event.streamed = streamed
+
+
+def json_body(http: HttpRequest) -> bytes:
+    content_type = http.content_type or ""
+    if content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {content_type or 'missing'!r}.", param="Content-Type"
+        )
+    return http.body
+
+
+async def expand_template(
+    chat: ChatCompletionRequest, key: ResolvedKey, event: UsageEventData
+) -> ExpandedTemplate | None:
+    if chat.async_mode:
+        raise BadRequest("async_mode is not available on this deployment.", param="async_mode")
+    if chat.template is None:
+        return None
+    template = await template_expand(tenant_id=key.tenant_id, ref=chat.template, variables=chat.variables or {})
+    event.template_id, event.template_version = template.template_id, template.version
+    return template
+
+
+def upstream_body(
+    raw: dict[str, Any], chat: ChatCompletionRequest, template: ExpandedTemplate | None
+) -> dict[str, Any]:
+    """What OpenAI-compatible upstreams receive: the request as sent (unknown fields intact)
+    minus Mesh's own fields, over the template's defaults, template messages first."""
+    body = {name: value for name, value in raw.items() if name not in MESH_ONLY_FIELDS}
+    if template is not None:
+        body = {**template.params, **body, "messages": [*template.messages, *(raw.get("messages") or [])]}
+    return body
+
+
+def json_response(payload: dict[str, Any], limits: RateLimitState) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(payload), content_type="application/json")
+    for name, value in limits.headers().items():
+        response[name] = value
+    return response
+
+
+def sse_response(body: AsyncIterator[bytes], limits: RateLimitState) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    for name, value in limits.headers().items():
+        response[name] = value
+    return response

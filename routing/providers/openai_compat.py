@@ -1,0 +1,81 @@
+"""OpenAI-compatible upstreams (OpenAI, OpenRouter, any operator-configured base URL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+from httpx_sse import EventSource
+
+from meshplatform.errors import UpstreamError
+from routing.providers.base import (
+    Completion,
+    ProviderAdapter,
+    UpstreamCall,
+    UpstreamRequest,
+    usage_from_openai,
+)
+
+
+class OpenAICompatibleAdapter(ProviderAdapter):
+    """Forwards the body as is (unknown fields included), with the upstream's model name."""
+
+    def build_request(self, call: UpstreamCall) -> UpstreamRequest:
+        body = {**call.body, "model": call.upstream_model}
+        if call.stream:
+            # Always ask for the usage chunk: streamed requests are billed from it.
+            body["stream"] = True
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return UpstreamRequest(
+            url=f"{self.base_url}/chat/completions",
+            headers={
+                "Authorization": f"Bearer {self.api_key}",
+                "Content-Type": "application/json",
+                "Accept": "text/event-stream" if call.stream else "application/json",
+                "Accept-Encoding": "identity",
+            },
+            body=orjson.dumps(body),
+        )
+
+    def parse_completion(self, body: bytes, call: UpstreamCall) -> Completion:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"The {self.name} upstream sent a response that is not JSON.",
+                provider_error=self.provider_error(200, "invalid JSON in response"),
+                retryable=True,
+            ) from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+            raise UpstreamError(
+                f"The {self.name} upstream sent an unexpected response.",
+                provider_error=self.provider_error(200, "response has no choices"),
+                retryable=True,
+            )
+        return Completion(payload=payload, usage=usage_from_openai(payload.get("usage")))
+
+    async def iter_chunks(self, response: httpx.Response, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
+        async for event in EventSource(response).aiter_sse():
+            data = event.data
+            if not data:
+                continue
+            if data == "[DONE]":
+                return
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(
+                    f"The {self.name} upstream sent a malformed stream event.",
+                    provider_error=self.provider_error(200, "invalid JSON in stream"),
+                    retryable=False,
+                ) from None
+            if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+                raise UpstreamError(
+                    f"The {self.name} upstream failed mid-stream.",
+                    provider_error=self.provider_error(None, str(error.get("message") or "stream error")),
+                    retryable=False,
+                )
+            yield chunk

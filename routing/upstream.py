@@ -1,0 +1,174 @@
+"""Calling providers with fallback: the next candidate is tried only for retryable errors,
+and for streams only before the first byte reached the client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
+from routing.http_client import get_http_client
+from routing.providers.base import Completion, UpstreamCall
+from routing.resolve import Candidate
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one provider, kept in the usage ledger."""
+
+    model: str
+    provider: str
+    status: int | None
+    error_code: str | None
+    duration_ms: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "error_code": self.error_code,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose first chunk already arrived (so fallback is no longer possible)."""
+
+    candidate: Candidate
+    response: httpx.Response
+    first_chunk: dict[str, Any]
+    rest: AsyncIterator[dict[str, Any]]
+
+
+def _httpx_timeout(timeout: float) -> httpx.Timeout:
+    """`timeout` bounds the whole call (asyncio) and, for streams, each silent gap between chunks."""
+    return httpx.Timeout(timeout, connect=min(timeout, settings.MESH_UPSTREAM_CONNECT_TIMEOUT_S))
+
+
+def timeout_error(candidate: Candidate, timeout: float) -> GatewayTimeout:
+    return GatewayTimeout(
+        f"The {candidate.adapter.name} upstream did not answer within {timeout:g}s.",
+        provider_error=candidate.adapter.provider_error(None, f"timed out after {timeout:g}s"),
+    )
+
+
+def _transport_error(candidate: Candidate, error: httpx.HTTPError) -> UpstreamError:
+    return UpstreamError(
+        f"Could not reach the {candidate.adapter.name} upstream.",
+        provider_error=candidate.adapter.provider_error(None, type(error).__name__),
+        retryable=True,
+    )
+
+
+async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> Completion:
+    call = UpstreamCall(upstream_model=candidate.entry.upstream_name, body=body, stream=False)
+    request = candidate.adapter.build_request(call)
+    try:
+        async with asyncio.timeout(timeout):
+            response = await get_http_client().post(
+                request.url, headers=request.headers, content=request.body, timeout=_httpx_timeout(timeout)
+            )
+    except (TimeoutError, httpx.TimeoutException):
+        raise timeout_error(candidate, timeout) from None
+    except httpx.HTTPError as error:
+        raise _transport_error(candidate, error) from None
+    if response.status_code >= 300:
+        raise candidate.adapter.map_error(response.status_code, response.content)
+    return candidate.adapter.parse_completion(response.content, call)
+
+
+async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> OpenStream:
+    call = UpstreamCall(upstream_model=candidate.entry.upstream_name, body=body, stream=True)
+    request = candidate.adapter.build_request(call)
+    client = get_http_client()
+    response: httpx.Response | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.send(
+                client.build_request(
+                    "POST", request.url, headers=request.headers, content=request.body, timeout=_httpx_timeout(timeout)
+                ),
+                stream=True,
+            )
+            if response.status_code >= 300:
+                raise candidate.adapter.map_error(response.status_code, await response.aread())
+            chunks = candidate.adapter.iter_chunks(response, call)
+            first = await anext(chunks)
+    except StopAsyncIteration:
+        await _close(response)
+        raise UpstreamError(
+            f"The {candidate.adapter.name} upstream ended the stream without any data.",
+            provider_error=candidate.adapter.provider_error(200, "empty stream"),
+            retryable=True,
+        ) from None
+    except (TimeoutError, httpx.TimeoutException):
+        await _close(response)
+        raise timeout_error(candidate, timeout) from None
+    except httpx.HTTPError as error:
+        await _close(response)
+        raise _transport_error(candidate, error) from None
+    except BaseException:
+        await _close(response)
+        raise
+    return OpenStream(candidate=candidate, response=response, first_chunk=first, rest=chunks)
+
+
+async def _close(response: httpx.Response | None) -> None:
+    if response is not None:
+        await response.aclose()
+
+
+async def complete_with_fallback(
+    candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
+) -> tuple[Candidate, Completion]:
+    """The first candidate's successful completion; a non-retryable error stops the fallback."""
+    for candidate in candidates:
+        started = time.monotonic()
+        try:
+            completion = await _complete_once(candidate, body, timeout)
+        except GatewayError as error:
+            attempts.append(_attempt(candidate, started, error))
+            if not error.retryable or candidate is candidates[-1]:
+                raise
+            continue
+        attempts.append(_attempt(candidate, started, None))
+        return candidate, completion
+    raise AssertionError("candidates_resolve never returns an empty list")
+
+
+async def open_stream_with_fallback(
+    candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
+) -> OpenStream:
+    for candidate in candidates:
+        started = time.monotonic()
+        try:
+            stream = await _open_once(candidate, body, timeout)
+        except GatewayError as error:
+            attempts.append(_attempt(candidate, started, error))
+            if not error.retryable or candidate is candidates[-1]:
+                raise
+            continue
+        attempts.append(_attempt(candidate, started, None))
+        return stream
+    raise AssertionError("candidates_resolve never returns an empty list")
+
+
+def _attempt(candidate: Candidate, started: float, error: GatewayError | None) -> Attempt:
+    status = None
+    if error is not None and error.provider_error is not None:
+        status = error.provider_error.get("status")
+    return Attempt(
+        model=candidate.entry.model_id,
+        provider=candidate.adapter.name,
+        status=200 if error is None else status,
+        error_code=None if error is None else error.code,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )

@@ -1,0 +1,138 @@
+"""Shared fixtures: real PostgreSQL and Redis, the upstream simulator, the gateway over HTTP,
+and two tenants (acme, globex) for every isolation test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+
+from keys.models import Tenant
+from keys.services import CreatedKey, api_key_create, tenant_create
+from routing.catalog import catalog_seed
+from simulator.server import SimulatorServer
+from tests.support.gateway import GatewayServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail loudly, before any test, when the real services are missing."""
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        raise pytest.UsageError(f"Redis is not reachable at {settings.REDIS_URL}: {error}") from error
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorServer]:
+    with SimulatorServer() as server:
+        yield server
+
+
+def gateway_env(simulator: SimulatorServer, **overrides: str) -> dict[str, str]:
+    """The environment a gateway process needs to use this test run's database and Redis."""
+    from django.db import connection
+
+    database = connection.settings_dict
+    env = {
+        "DJANGO_SETTINGS_MODULE": "meshplatform.settings.test",
+        "DATABASE_URL": (
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+        ),
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": "test-secret",
+        "OPENAI_API_KEY": "sk-sim-openai",
+        "OPENAI_BASE_URL": simulator.openai_base_url,
+        "OPENROUTER_API_KEY": "sk-sim-openrouter",
+        "OPENROUTER_BASE_URL": simulator.openai_base_url,
+        "ANTHROPIC_API_KEY": "",
+        "GEMINI_API_KEY": "",
+        "MESH_CATALOG_CHECK_INTERVAL_S": "0",
+        "MESH_UPSTREAM_TIMEOUT_S": "30",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def gateway_server(
+    simulator: SimulatorServer, django_db_setup: Any, django_db_blocker: Any
+) -> Iterator[GatewayServer]:
+    """One gateway with two worker processes for the whole session (as production runs it)."""
+    server = GatewayServer(env=gateway_env(simulator), workers=2)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    """Each test starts with empty counters and caches (the test Redis database only)."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def gateway(
+    gateway_server: GatewayServer, simulator: SimulatorServer, transactional_db: None
+) -> GatewayServer:
+    """The running gateway, with the catalog seeded and the simulator reset for this test."""
+    catalog_seed()
+    simulator.reset()
+    return gateway_server
+
+
+@pytest.fixture
+def tenant_acme(transactional_db: None) -> Tenant:
+    return tenant_create(name="acme")
+
+
+@pytest.fixture
+def tenant_globex(transactional_db: None) -> Tenant:
+    return tenant_create(name="globex")
+
+
+@pytest.fixture
+def acme_key(tenant_acme: Tenant) -> CreatedKey:
+    return api_key_create(tenant=tenant_acme, name="acme main")
+
+
+@pytest.fixture
+def globex_key(tenant_globex: Tenant) -> CreatedKey:
+    return api_key_create(tenant=tenant_globex, name="globex main")
+
+
+@pytest.fixture
+def api_url(gateway: GatewayServer) -> str:
+    return f"{gateway.base_url}/v1"
+
+
+@pytest.fixture
+def acme_http(api_url: str, acme_key: CreatedKey) -> Iterator[httpx.Client]:
+    """Raw httpx client with acme's key, for wire-level checks."""
+    with httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {acme_key.plaintext}"}, timeout=30
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def acme_openai(api_url: str, acme_key: CreatedKey) -> Any:
+    """The official OpenAI SDK pointed at the gateway with acme's key."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=api_url, api_key=acme_key.plaintext, max_retries=0, timeout=30)
+    yield client
+    client.close()
+
+
+def chat_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Say hello"}],
+    }
+    body.update(overrides)
+    return body
+
