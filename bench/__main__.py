@@ -20,6 +20,7 @@ from bench.services import BenchSetupError, Gateway, PeakRss, ResourceMeter, gat
 from bench.stats import TargetName
 from simulator.server import SimulatorServer
 
+GATEWAY_LOG_LINES = 8
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "latest.json"
 CPUS = os.cpu_count() or 1
 # Small hosts are the common case (CI, laptops in containers); more processes than cores only adds switching.
@@ -58,9 +59,10 @@ def gateway_target(args: argparse.Namespace, simulator: SimulatorServer) -> Iter
     with Gateway(env) as gateway:
         assert gateway.process is not None
         yield Target("gateway", f"{gateway.url}/v1", key, args.model), ResourceMeter([gateway.process.pid])
-        log = gateway.errors_logged().strip()
+        log = gateway.log_text().strip().splitlines()
         if log:
-            print(f"\ngateway log (tail):\n{log[-2000:]}\n", flush=True)
+            tail = "\n".join(line[:300] for line in log[-GATEWAY_LOG_LINES:])
+            print(f"\ngateway printed {len(log)} log lines (kept in {gateway.log}); the last ones:\n{tail}\n", flush=True)
 
 
 def smoke_test(target: Target) -> None:

@@ -142,8 +142,8 @@ class Gateway:
             self.process.kill()
             self.process.wait(5)
 
-    def errors_logged(self) -> str:
-        return _tail(self.log)
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 class ResourceMeter:

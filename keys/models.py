@@ -60,3 +60,13 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or 'key'} ({self.prefix}…)"
+
+
+class TenantMember(models.Model):
+    """A staff user who administers one tenant in Django admin (and sees nothing of the others)."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="tenant_membership")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="members")
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.tenant}"
