@@ -30,9 +30,23 @@ class GatewayServer:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "uvicorn", "meshplatform.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "meshplatform.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ]
         self.process = subprocess.Popen(
             command, cwd=REPO_ROOT, env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT

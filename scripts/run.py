@@ -1,0 +1,133 @@
+"""`make run`: migrate, seed the demo tenant/admin/key, start the gateway and a Celery worker (with beat).
+
+With no env set it runs on embedded defaults: SQLite, an in-process Redis-compatible
+server (fakeredis over TCP, shared by the gateway and the worker), a filesystem
+Celery broker, and the project's upstream simulator for `openai/*` and
+`openrouter/*` when no provider key is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import environ
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from simulator.server import SimulatorServer, free_port  # noqa: E402
+
+PORT = int(os.environ.get("PORT", "8000"))
+PROVIDER_KEYS = ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+
+
+def start_embedded_redis() -> str:
+    from fakeredis import TcpFakeServer
+
+    port = free_port()
+    server = TcpFakeServer(("127.0.0.1", port))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def main() -> None:
+    if (REPO_ROOT / ".env").exists():
+        environ.Env.read_env(REPO_ROOT / ".env")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "meshplatform.settings.dev")}
+    notes: list[str] = []
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = start_embedded_redis()
+        env.setdefault("CELERY_BROKER_URL", "filesystem://")
+        (REPO_ROOT / ".run" / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+        notes.append(f"Redis: embedded in-process server at {env['REDIS_URL']} (set REDIS_URL for a real one)")
+    if not env.get("DATABASE_URL"):
+        notes.append("Database: SQLite at db.sqlite3 (set DATABASE_URL for PostgreSQL)")
+    simulator: SimulatorServer | None = None
+    if not any(env.get(name) for name in PROVIDER_KEYS):
+        simulator = SimulatorServer()
+        simulator.start()
+        for provider in ("OPENAI", "OPENROUTER"):
+            env[f"{provider}_API_KEY"] = "sk-simulator"
+            env[f"{provider}_BASE_URL"] = simulator.openai_base_url
+        notes.append(
+            f"Providers: no provider key is set, so openai/* and openrouter/* go to the local upstream "
+            f"simulator at {simulator.openai_base_url} (set OPENAI_API_KEY etc. for real providers)"
+        )
+
+    manage(env, "migrate", "--noinput", "-v0")
+    seeded = manage(env, "seed_demo").strip().splitlines()
+    login, key = seeded[-2], seeded[-1]
+
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "meshplatform.asgi:application", "--host", "127.0.0.1",
+                "--port", str(PORT), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "off",
+            ],
+            cwd=REPO_ROOT, env=env,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "meshplatform", "worker", "-B", "--loglevel", "WARNING",
+             "--concurrency", "1", "-s", str(REPO_ROOT / ".run" / "celerybeat-schedule")],
+            cwd=REPO_ROOT, env=env,
+        ),
+    ]
+    (REPO_ROOT / ".run").mkdir(exist_ok=True)
+    time.sleep(2)
+    base = f"http://127.0.0.1:{PORT}"
+    print(
+        "\n".join(
+            [
+                "",
+                "Mesh gateway is running.",
+                *[f"  {note}" for note in notes],
+                f"  Admin:    {base}/admin/  ({login})",
+                f"  API:      {base}/v1  (OpenAI-compatible)",
+                f"  Demo key: {key}",
+                "",
+                "Try it:",
+                f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {key}' "
+                "-H 'Content-Type: application/json' "
+                "-d '{\"model\": \"openai/gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'",
+                "",
+                "Press Ctrl+C to stop.",
+            ]
+        ),
+        flush=True,
+    )
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if simulator is not None:
+            simulator.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while all(process.poll() is None for process in processes):
+        time.sleep(0.5)
+    print("A process exited; stopping.", file=sys.stderr)
+    stop()
+
+
+if __name__ == "__main__":
+    main()
