@@ -47,6 +47,8 @@ class GatewayServer:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--lifespan",
+            "off",
         ]
         self.process = subprocess.Popen(
             command, cwd=REPO_ROOT, env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT
