@@ -1,0 +1,195 @@
+"""The served OpenAPI 3.1 document: DRF's management APIs (drf-spectacular) plus the proxy endpoints,
+whose schemas come from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from routing.schema import ChatCompletionRequest, ChatMessage
+
+REF = "#/components/schemas/{model}"
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int | None = None
+
+
+class UsageInfo(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+
+class ChatCompletionChoice(BaseModel):
+    index: int
+    message: ChatMessage | None = None
+    finish_reason: FinishReason | None = None
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatCompletionChoice]
+    usage: UsageInfo | None = None
+    system_fingerprint: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: dict[str, Any]
+    finish_reason: FinishReason | Literal["error"] | None = None
+
+
+class ValidationErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ProviderError(BaseModel):
+    provider: str
+    status: int | None = None
+    message: str | None = None
+
+
+ErrorCode = Literal[
+    "unauthorized", "forbidden", "not_found", "model_not_found", "validation_error", "unprocessable_entity",
+    "rate_limit_exceeded", "spend_limit_exceeded", "conflict", "upstream_error", "provider_not_available",
+    "gateway_timeout",
+]
+
+
+class ErrorBody(BaseModel):
+    code: ErrorCode
+    message: str
+    param: str | None = None
+    details: list[ValidationErrorDetail] | None = None
+    provider_error: ProviderError | None = None
+    retry_after_seconds: int | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+    request_id: str
+
+
+class ChatCompletionChunk(BaseModel):
+    """One SSE `data:` event; a failure after the first byte ends the stream with `error` set."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: UsageInfo | None = None
+    error: ErrorBody | None = None
+
+
+class ModelInfo(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    context_window: int
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelInfo]
+
+
+ERROR_STATUSES = {
+    "401": "Missing, malformed, or unknown bearer token.",
+    "402": "The key's or tenant's spend cap has been reached.",
+    "403": "The key is revoked, expired or inactive, the tenant is suspended, or the model is not allowed.",
+    "404": "Unknown model or template.",
+    "413": "The body exceeds the configured size.",
+    "415": "The body is not application/json.",
+    "422": "The body violates the schema (details list each violation).",
+    "429": "RPM or RPD limit reached (Retry-After says when to retry).",
+    "502": "The upstream provider failed.",
+    "503": "No configured provider serves the model.",
+    "504": "The upstream did not answer within the request's timeout.",
+}
+
+
+def _schemas() -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    for model in (ChatCompletionRequest, ChatCompletionResponse, ChatCompletionChunk, ErrorEnvelope, ModelList):
+        schema = model.model_json_schema(ref_template=REF, mode="serialization")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return components
+
+
+def _errors() -> dict[str, Any]:
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    return {status: {"description": text, "content": envelope} for status, text in ERROR_STATUSES.items()}
+
+
+def _proxy_paths() -> dict[str, Any]:
+    return {
+        "/v1/chat/completions": {
+            "post": {
+                "operationId": "create-chat-completion",
+                "summary": "Create a chat completion (OpenAI-compatible)",
+                "description": (
+                    "Mesh extensions: `template` + `variables` expand a stored prompt template, "
+                    "`session_id` groups usage, `models` lists fallbacks. Unknown fields are forwarded "
+                    "to OpenAI-compatible upstreams. With `stream=true` the answer is Server-Sent Events "
+                    "of `ChatCompletionChunk`, ending with `data: [DONE]`."
+                ),
+                "tags": ["chat"],
+                "security": [{"HTTPBearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "A completion, or SSE chunks when `stream=true`.",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionResponse"}},
+                            "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}},
+                        },
+                    },
+                    **_errors(),
+                },
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "operationId": "list-models",
+                "summary": "Models of configured providers, with prices",
+                "tags": ["models"],
+                "security": [{"HTTPBearer": []}],
+                "responses": {
+                    "200": {
+                        "description": "The catalog",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelList"}}},
+                    },
+                    "401": _errors()["401"],
+                },
+            }
+        },
+    }
+
+
+def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the proxy's paths and schemas, bearer auth for everything."""
+    result["paths"] = {**_proxy_paths(), **result.get("paths", {})}
+    components = result.setdefault("components", {})
+    components.setdefault("schemas", {}).update(_schemas())
+    components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
+    return result
