@@ -88,12 +88,8 @@ class MeshASGIHandler(ASGIHandler):
         limit: int = settings.MESH_MAX_BODY_BYTES
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise PayloadTooLarge(
-                    f"Request body exceeds the {limit} byte limit.", param="body"
-                )
-        body_file = tempfile.SpooledTemporaryFile(
-            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
-        )
+                raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
         size = 0
         while True:
             message = await receive()
@@ -104,9 +100,7 @@ class MeshASGIHandler(ASGIHandler):
             size += len(chunk)
             if size > limit:
                 body_file.close()
-                raise PayloadTooLarge(
-                    f"Request body exceeds the {limit} byte limit.", param="body"
-                )
+                raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
             body_file.write(chunk)
             if not message.get("more_body", False):
                 break

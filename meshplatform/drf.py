@@ -26,7 +26,9 @@ def _details(data: Any, loc: list[str | int]) -> list[ValidationDetail]:
         return [d for key, value in data.items() for d in _details(value, [*loc, key])]
     if isinstance(data, list):
         if all(isinstance(item, exceptions.ErrorDetail) for item in data):
-            return [{"loc": loc or ["body"], "msg": str(item), "type": item.code or "invalid"} for item in data]
+            return [
+                {"loc": loc or ["body"], "msg": str(item), "type": item.code or "invalid"} for item in data
+            ]
         return [d for index, value in enumerate(data) for d in _details(value, [*loc, index])]
     return [{"loc": loc or ["body"], "msg": str(data), "type": getattr(data, "code", "invalid")}]
 

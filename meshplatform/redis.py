@@ -78,7 +78,5 @@ class OutageLog:
 
     def recovered(self) -> None:
         if self.down_since is not None:
-            logger.warning(
-                "Redis back for %s after %.1fs", self.what, time.monotonic() - self.down_since
-            )
+            logger.warning("Redis back for %s after %.1fs", self.what, time.monotonic() - self.down_since)
             self.down_since = None

@@ -12,6 +12,7 @@ from meshplatform.handlers import api_not_found, server_error
 urlpatterns = [
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("v1/", include("routing.urls")),
+    path("v1/", include("templates_app.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

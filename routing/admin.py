@@ -15,8 +15,14 @@ from routing.models import CatalogModel
 @admin.register(CatalogModel)
 class CatalogModelAdmin(admin.ModelAdmin):
     list_display = [
-        "model_id", "provider", "upstream_name", "input_per_mtok_usd", "output_per_mtok_usd",
-        "cached_input_per_mtok_usd", "context_window", "enabled",
+        "model_id",
+        "provider",
+        "upstream_name",
+        "input_per_mtok_usd",
+        "output_per_mtok_usd",
+        "cached_input_per_mtok_usd",
+        "context_window",
+        "enabled",
     ]
     list_filter = ["provider", "enabled"]
     search_fields = ["model_id", "upstream_name"]

@@ -13,7 +13,9 @@ class Provider(models.TextChoices):
 
 
 class CatalogModel(models.Model):
-    model_id = models.CharField(max_length=200, unique=True, help_text="What clients send, e.g. openai/gpt-4o.")
+    model_id = models.CharField(
+        max_length=200, unique=True, help_text="What clients send, e.g. openai/gpt-4o."
+    )
     provider = models.CharField(max_length=20, choices=Provider.choices)
     upstream_name = models.CharField(max_length=200, help_text="The model name the provider expects.")
     input_per_mtok_usd = models.DecimalField(max_digits=12, decimal_places=6)

@@ -19,8 +19,8 @@ from keys.types import ResolvedKey
 from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
 from meshplatform.request_ids import request_id_of
 from routing.catalog import catalog_current
-from routing.resolve import Candidate, candidates_resolve, model_requested
 from routing.relay import relay_stream
+from routing.resolve import Candidate, candidates_resolve, model_requested
 from routing.schema import MESH_ONLY_FIELDS, ChatCompletionRequest, parse_chat_request
 from routing.upstream import Attempt, complete_with_fallback, open_stream_with_fallback
 from templates_app.expansion import ExpandedTemplate, template_expand
@@ -32,8 +32,11 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
     key = await api_key_authenticate(authorization=http.headers.get("Authorization"))
     limits = await rate_limit_check(key=key)
     event = UsageEventData(
-        request_id=request_id_of(http), tenant_id=key.tenant_id, key_id=key.key_id,
-        model_requested="", started_at=time.time(),
+        request_id=request_id_of(http),
+        tenant_id=key.tenant_id,
+        key_id=key.key_id,
+        model_requested="",
+        started_at=time.time(),
     )
     async with ledger_entry(event, key, limits) as ledger:
         await spend_cap_check(key=key)
@@ -55,13 +58,18 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
             ledger.deferred = True  # the relay bills when the stream ends, however it ends
             return sse_response(
                 relay_stream(
-                    stream, event=event, client_wants_usage=chat.wants_usage_in_stream,
+                    stream,
+                    event=event,
+                    client_wants_usage=chat.wants_usage_in_stream,
                     prompt_tokens_estimate=len(orjson.dumps(body.get("messages"))) // 4,
-                    timeout=timeout, on_finish=lambda: bill(event, key, stream.candidate),
+                    timeout=timeout,
+                    on_finish=lambda: bill(event, key, stream.candidate),
                 ),
                 limits,
             )
-        candidate, completion = await complete_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
+        candidate, completion = await complete_with_fallback(
+            candidates, body, timeout=timeout, attempts=attempts
+        )
         served(event, candidate, attempts, streamed=False)
         event.tokens = completion.usage
         event.cost_usd = candidate.entry.cost(completion.usage)
@@ -124,7 +132,9 @@ async def expand_template(
         raise BadRequest("async_mode is not available on this deployment.", param="async_mode")
     if chat.template is None:
         return None
-    template = await template_expand(tenant_id=key.tenant_id, ref=chat.template, variables=chat.variables or {})
+    template = await template_expand(
+        tenant_id=key.tenant_id, ref=chat.template, variables=chat.variables or {}
+    )
     event.template_id, event.template_version = template.template_id, template.version
     return template
 

@@ -35,7 +35,9 @@ def candidates_resolve(
         entry = catalog.get(candidate_id)
         param = "model" if position == 0 else f"models.{position - 1}"
         if entry is None:
-            raise ModelNotFound(f"The model {candidate_id!r} does not exist in this gateway's catalog.", param=param)
+            raise ModelNotFound(
+                f"The model {candidate_id!r} does not exist in this gateway's catalog.", param=param
+            )
         if key.allowed_models and candidate_id not in key.allowed_models:
             raise Forbidden(f"This API key may not use the model {candidate_id!r}.", param=param)
         adapter = provider_get(entry.provider)

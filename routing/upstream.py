@@ -94,7 +94,11 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
         async with asyncio.timeout(timeout):
             response = await client.send(
                 client.build_request(
-                    "POST", request.url, headers=request.headers, content=request.body, timeout=_httpx_timeout(timeout)
+                    "POST",
+                    request.url,
+                    headers=request.headers,
+                    content=request.body,
+                    timeout=_httpx_timeout(timeout),
                 ),
                 stream=True,
             )

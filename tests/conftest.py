@@ -135,4 +135,3 @@ def chat_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-

@@ -6,4 +6,4 @@ import os
 
 os.environ.setdefault("DEBUG", "true")
 
-from .base import *  # noqa: E402,F403
+from .base import *  # noqa: F403

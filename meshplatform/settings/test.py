@@ -8,8 +8,8 @@ os.environ.setdefault("SECRET_KEY", "test-secret")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mesh")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
-from .base import *  # noqa: E402,F403
-from .base import DATABASES  # noqa: E402
+from .base import *  # noqa: F403
+from .base import DATABASES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each test run can use its own database name (parallel developer runs share one server).

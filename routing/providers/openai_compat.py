@@ -56,7 +56,9 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             )
         return Completion(payload=payload, usage=usage_from_openai(payload.get("usage")))
 
-    async def iter_chunks(self, response: httpx.Response, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
+    async def iter_chunks(
+        self, response: httpx.Response, call: UpstreamCall
+    ) -> AsyncIterator[dict[str, Any]]:
         async for event in EventSource(response).aiter_sse():
             data = event.data
             if not data:

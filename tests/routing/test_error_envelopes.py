@@ -108,8 +108,18 @@ def test_known_model_of_unconfigured_provider_is_503(acme_http: httpx.Client) ->
         ),
     ],
     ids=[
-        "empty-messages", "no-messages", "max-tokens-0", "max-tokens-type", "user-too-long", "temperature",
-        "bad-role", "missing-role", "stream-type", "tool-choice", "too-many-stops", "image-part-without-url",
+        "empty-messages",
+        "no-messages",
+        "max-tokens-0",
+        "max-tokens-type",
+        "user-too-long",
+        "temperature",
+        "bad-role",
+        "missing-role",
+        "stream-type",
+        "tool-choice",
+        "too-many-stops",
+        "image-part-without-url",
     ],
 )
 def test_schema_violations_are_422_with_pydantic_details(
@@ -159,7 +169,9 @@ def test_oversized_chunked_body_without_length_is_413(acme_http: httpx.Client) -
             yield b"x" * (1024 * 1024)
         yield b'"}]}'
 
-    response = acme_http.post("/chat/completions", content=chunks(), headers={"Content-Type": "application/json"})
+    response = acme_http.post(
+        "/chat/completions", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert_envelope(response, 413, "validation_error")
 
 
@@ -185,10 +197,15 @@ def test_request_fields_cannot_change_upstream_url_headers_or_credentials(
     acme_http: httpx.Client, simulator: SimulatorServer
 ) -> None:
     body = chat_body(
-        api_key="sk-attacker", base_url="http://evil.example", headers={"Authorization": "Bearer x"},
-        extra_headers={"X-Evil": "1"}, url="http://evil.example/v1",
+        api_key="sk-attacker",
+        base_url="http://evil.example",
+        headers={"Authorization": "Bearer x"},
+        extra_headers={"X-Evil": "1"},
+        url="http://evil.example/v1",
     )
-    response = acme_http.post("/chat/completions", json=body, headers={"X-Forwarded-Host": "evil", "X-Evil": "1"})
+    response = acme_http.post(
+        "/chat/completions", json=body, headers={"X-Forwarded-Host": "evil", "X-Evil": "1"}
+    )
     assert response.status_code == 200
     received = simulator.requests()[-1]
     assert received["path"] == "/v1/chat/completions"

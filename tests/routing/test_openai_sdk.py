@@ -65,7 +65,11 @@ def test_tool_calls_round_trip(acme_openai: Any) -> None:
             "function": {
                 "name": "get_weather",
                 "description": "Current weather for a city",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
             },
         }
     ]

@@ -19,7 +19,10 @@ def test_openai_fields_and_unknown_extras_are_forwarded_unchanged(
         "parallel_tool_calls": False,
         "max_completion_tokens": 50,
         "reasoning_effort": "low",
-        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {"type": "object"}},
+        },
         "stop": ["END"],
         "seed": 7,
         "presence_penalty": 0.5,
@@ -46,7 +49,10 @@ def test_multimodal_parts_and_tool_messages_are_forwarded(
             "role": "user",
             "content": [
                 {"type": "text", "text": "Describe these"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+                },
                 {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}},
                 {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
             ],
@@ -54,7 +60,9 @@ def test_multimodal_parts_and_tool_messages_are_forwarded(
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "done"},
     ]
@@ -66,7 +74,9 @@ def test_multimodal_parts_and_tool_messages_are_forwarded(
 def test_openrouter_ids_route_to_openrouter_with_the_upstream_name(
     acme_http: httpx.Client, simulator: SimulatorServer
 ) -> None:
-    response = acme_http.post("/chat/completions", json=chat_body(model="openrouter/meta-llama/llama-3.3-70b-instruct"))
+    response = acme_http.post(
+        "/chat/completions", json=chat_body(model="openrouter/meta-llama/llama-3.3-70b-instruct")
+    )
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "openrouter/meta-llama/llama-3.3-70b-instruct"
     received = simulator.requests()[-1]
@@ -74,7 +84,9 @@ def test_openrouter_ids_route_to_openrouter_with_the_upstream_name(
     assert received["headers"]["authorization"] == "Bearer sk-sim-openrouter"
 
 
-def test_model_defaults_to_the_keys_default_model(api_url: str, tenant_acme: Any, simulator: SimulatorServer) -> None:
+def test_model_defaults_to_the_keys_default_model(
+    api_url: str, tenant_acme: Any, simulator: SimulatorServer
+) -> None:
     key = api_key_create(tenant=tenant_acme, default_model="openai/gpt-4.1-nano")
     body = {"messages": [{"role": "user", "content": "hi"}]}
     response = httpx.post(
@@ -84,7 +96,9 @@ def test_model_defaults_to_the_keys_default_model(api_url: str, tenant_acme: Any
     assert simulator.requests()[-1]["body"]["model"] == "gpt-4.1-nano"
 
 
-def test_model_defaults_to_gpt_4o_without_any_default(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+def test_model_defaults_to_gpt_4o_without_any_default(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
     response = acme_http.post("/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert response.json()["model"] == "openai/gpt-4o"
 

@@ -57,7 +57,9 @@ def test_chunks_are_flushed_as_the_upstream_produces_them(acme_http: httpx.Clien
 
 
 def test_upstream_failure_after_first_byte_ends_with_error_chunk(acme_http: httpx.Client) -> None:
-    response, events = read_events(acme_http, chat_body(stream=True, mock={"chunks": 10, "drop_after_chunks": 3}))
+    response, events = read_events(
+        acme_http, chat_body(stream=True, mock={"chunks": 10, "drop_after_chunks": 3})
+    )
     assert response.status_code == 200
     assert events[-1] == "[DONE]"
     final = orjson.loads(events[-2])
@@ -72,7 +74,9 @@ def test_upstream_error_before_first_byte_is_a_plain_envelope(acme_http: httpx.C
     assert response.json()["error"]["code"] == "upstream_error"
 
 
-def test_client_disconnect_cancels_the_upstream_request(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+def test_client_disconnect_cancels_the_upstream_request(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
     body = chat_body(stream=True, mock={"chunks": 100, "chunk_delay_ms": 50})
     with acme_http.stream("POST", "/chat/completions", json=body) as response:
         lines = response.iter_lines()
@@ -88,7 +92,9 @@ def test_client_disconnect_cancels_the_upstream_request(acme_http: httpx.Client,
     assert entry["chunks_sent"] < 100
 
 
-def test_models_fallback_skips_a_failing_upstream(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+def test_models_fallback_skips_a_failing_upstream(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
     simulator.script(model="gpt-4o", times=1, status=503)
     response = acme_http.post(
         "/chat/completions", json=chat_body(model="openai/gpt-4o", models=["openai/gpt-4o-mini"])
@@ -99,7 +105,9 @@ def test_models_fallback_skips_a_failing_upstream(acme_http: httpx.Client, simul
     assert "models" not in simulator.requests()[-1]["body"]
 
 
-def test_models_fallback_does_not_retry_a_client_error(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+def test_models_fallback_does_not_retry_a_client_error(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
     simulator.script(model="gpt-4o", times=1, status=400)
     response = acme_http.post(
         "/chat/completions", json=chat_body(model="openai/gpt-4o", models=["openai/gpt-4o-mini"])
