@@ -15,7 +15,17 @@ class TenantAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "tenant", "is_active", "revoked_at", "expires_at", "rpm", "rpd", "last_used_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "tenant",
+        "is_active",
+        "revoked_at",
+        "expires_at",
+        "rpm",
+        "rpd",
+        "last_used_at",
+    ]
     list_filter = ["tenant", "is_active"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "last_used_at", "created_at"]

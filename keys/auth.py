@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keys.cache import key_cache_get, key_cache_set
+from keys.cache import key_cache_fill, key_cache_get
 from keys.selectors import api_key_get_by_hash
 from keys.tokens import token_hash, token_is_well_formed
 from keys.types import ResolvedKey
@@ -29,14 +29,15 @@ async def api_key_authenticate(*, authorization: str | None) -> ResolvedKey:
     token = bearer_token(authorization)
     digest = token_hash(token)
     cached = await key_cache_get(digest)
-    if cached is False:
+    if cached.known_missing:
         raise Unauthorized("Invalid API key.")
-    key = cached if isinstance(cached, ResolvedKey) else None
-    if key is None:
+    key = cached.key
+    if not cached.hit:
         key = await _load_key(key_hash=digest)
-        await key_cache_set(digest, key)
-        if key is None:
-            raise Unauthorized("Invalid API key.")
+        if cached.generation is not None:
+            await key_cache_fill(digest, key, generation=cached.generation)
+    if key is None:
+        raise Unauthorized("Invalid API key.")
     key.ensure_usable()
     return key
 
@@ -50,4 +51,3 @@ def api_key_authenticate_sync(*, authorization: str | None) -> ResolvedKey:
         raise Unauthorized("Invalid API key.")
     key.ensure_usable()
     return key
-

@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from keys.last_used import last_used_stamp
+from keys.scripts import RedisScript
 from keys.types import ResolvedKey
 from meshplatform.errors import RateLimited
 from meshplatform.redis import OutageLog, get_redis
@@ -20,7 +22,8 @@ outage = OutageLog("rate limits")
 # ARGV: rpm, rpd (0 = unlimited), minute ttl, day ttl.
 # Refuses without counting when either window is full; otherwise counts both.
 # Returns {allowed, minute count, day count, refusing window (0 none, 1 minute, 2 day)}.
-FIXED_WINDOWS_LUA = """
+FIXED_WINDOWS = RedisScript(
+    """
 local rpm = tonumber(ARGV[1])
 local rpd = tonumber(ARGV[2])
 local minute = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -33,6 +36,7 @@ day = redis.call('INCR', KEYS[2])
 if day == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
 return {1, minute, day, 0}
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +70,24 @@ def window_keys(key_id: int, now: float) -> tuple[list[str], int, int]:
 
 
 async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
-    """Count this request against the key's windows, or raise 429 without counting it."""
-    if not key.rpm and not key.rpd:
-        return UNLIMITED
+    """Count this request against the key's windows, or raise 429 without counting it.
+
+    The same round trip stamps the key's last use (flushed to the database by a periodic task).
+    """
     now = time.time()
     names, minute_left, day_left = window_keys(key.key_id, now)
     try:
-        redis = get_redis()
-        allowed, minute, day, refused_by = await redis.eval(
-            FIXED_WINDOWS_LUA, 2, *names, key.rpm or 0, key.rpd or 0, 61, 86401
-        )
+        counted = await _count(key, names, now, minute_left, day_left)
     except (RedisError, OSError) as error:
         outage.failed(error)
         if settings.MESH_LIMITS_FAIL_OPEN:
             return UNLIMITED
         raise RateLimited("Rate limits are unavailable; try again shortly.", retry_after_seconds=1) from None
     outage.recovered()
-    state = _state(key, int(minute), int(day), minute_left, day_left)
+    if counted is None:
+        return UNLIMITED
+    allowed, minute, day, refused_by = (int(value) for value in counted)
+    state = _state(key, minute, day, minute_left, day_left)
     if not allowed:
         window, retry_after = ("minute", minute_left) if refused_by == 1 else ("day", day_left)
         limit = key.rpm if refused_by == 1 else key.rpd
@@ -92,6 +97,28 @@ async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
             extra_headers=state.headers(),
         )
     return state
+
+
+async def _count(
+    key: ResolvedKey, names: list[str], now: float, minute_left: int, day_left: int
+) -> list[int] | None:
+    """The script's answer (None for a key without limits), pipelined with the last-used stamp."""
+    redis = get_redis()
+    limited = bool(key.rpm or key.rpd)
+    args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
+    async with redis.pipeline(transaction=False) as pipe:
+        last_used_stamp(pipe, key_id=key.key_id, now=now)
+        if limited:
+            pipe.evalsha(FIXED_WINDOWS.sha, len(names), *names, *args)
+        results = await pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+            raise result
+    if not limited:
+        return None
+    if isinstance(results[-1], NoScriptError):
+        return list(await FIXED_WINDOWS.run(redis, names, args))
+    return list(results[-1])
 
 
 def _state(key: ResolvedKey, minute: int, day: int, minute_left: int, day_left: int) -> RateLimitState:

@@ -42,7 +42,9 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Model ids this key may use; empty means any."
     )
-    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute; empty = unlimited.")
+    rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty = unlimited."
+    )
     rpd = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per day; empty = unlimited.")
     spend_cap_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     spend_cap_period = models.CharField(

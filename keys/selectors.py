@@ -28,6 +28,8 @@ def resolved_key_from_model(api_key: ApiKey) -> ResolvedKey:
         tenant_cap=SpendCap(tenant.spend_cap_usd, tenant.spend_cap_period, tenant.hard_cap)
         if tenant.spend_cap_usd is not None
         else None,
+        key_spend_period=api_key.spend_cap_period,
+        tenant_spend_period=tenant.spend_cap_period,
     )
 
 

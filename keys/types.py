@@ -38,6 +38,14 @@ class ResolvedKey:
     rpd: int | None
     key_cap: SpendCap | None
     tenant_cap: SpendCap | None
+    # Spend is counted per period even without a cap, so a cap set later starts from the truth.
+    key_spend_period: str = "monthly"
+    tenant_spend_period: str = "monthly"
+
+    @property
+    def hard_capped(self) -> bool:
+        """Whether the key or its tenant reserves worst-case cost before each upstream call."""
+        return bool((self.key_cap and self.key_cap.hard) or (self.tenant_cap and self.tenant_cap.hard))
 
     def ensure_usable(self, now: float | None = None) -> None:
         """Raise 403 for a key that is valid but not current."""

@@ -3,9 +3,11 @@ expand template → choose models → call with fallback → stream or return �
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -14,18 +16,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 
 from keys.auth import api_key_authenticate
 from keys.limits import RateLimitState, rate_limit_check
-from keys.spend import spend_add, spend_cap_check
+from keys.spend import spend_add, spend_cap_check, spend_reserve
 from keys.types import ResolvedKey
 from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
 from meshplatform.request_ids import request_id_of
-from routing.catalog import catalog_current
+from routing.catalog import CatalogEntry, catalog_current
 from routing.relay import relay_stream
 from routing.resolve import Candidate, candidates_resolve, model_requested
 from routing.schema import MESH_ONLY_FIELDS, ChatCompletionRequest, parse_chat_request
 from routing.upstream import Attempt, complete_with_fallback, open_stream_with_fallback
 from templates_app.expansion import ExpandedTemplate, template_expand
 from usage.recording import usage_record
-from usage.types import UsageEventData
+from usage.types import TokenUsage, UsageEventData
 
 
 async def chat_completion(http: HttpRequest) -> HttpResponseBase:
@@ -51,6 +53,7 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
         )
         body = upstream_body(raw, chat, template)
         timeout = chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
+        await reserve_worst_case(event, key, candidates, body, timeout)
         attempts: list[Attempt] = []
         if chat.stream:
             stream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
@@ -94,13 +97,17 @@ async def ledger_entry(
         event.http_status, event.error_code = error.http_status, error.code
         await record(event, key)
         raise
+    except asyncio.CancelledError:  # the client left before the answer: release any hold, record it
+        event.http_status, event.error_code, event.cancelled = 499, "client_disconnected", True
+        await asyncio.shield(record(event, key))
+        raise
     if not ledger.deferred:
         await record(event, key)
 
 
 async def record(event: UsageEventData, key: ResolvedKey) -> None:
     event.latency_ms = int((time.time() - event.started_at) * 1000)
-    await spend_add(key=key, cost_usd=event.cost_usd, at=event.started_at)
+    await spend_add(key=key, cost_usd=event.cost_usd, at=event.started_at, request_id=event.request_id)
     await usage_record(event=event)
 
 
@@ -114,6 +121,38 @@ def served(event: UsageEventData, candidate: Candidate, attempts: list[Attempt],
     event.provider = candidate.adapter.name
     event.attempts = [attempt.as_dict() for attempt in attempts]
     event.streamed = streamed
+
+
+async def reserve_worst_case(
+    event: UsageEventData, key: ResolvedKey, candidates: list[Candidate], body: dict[str, Any], timeout: float
+) -> None:
+    """Hard caps only: hold the worst-case cost before any upstream call (402 if it does not fit)."""
+    if key.hard_capped:
+        await spend_reserve(
+            key=key,
+            request_id=event.request_id,
+            worst_case_usd=worst_case_usd(candidates, body),
+            at=event.started_at,
+            hold_s=timeout,
+        )
+
+
+def worst_case_usd(candidates: list[Candidate], body: dict[str, Any]) -> Decimal:
+    """The most this request can cost at any candidate's prices: each byte of the body counted as a
+    prompt token (tokenizers yield fewer tokens than bytes) plus the whole output allowance."""
+    prompt_tokens = len(orjson.dumps(body))
+    choices = max(body["n"], 1) if isinstance(body.get("n"), int) else 1
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+
+    def output_allowance(entry: CatalogEntry) -> int:
+        return asked if isinstance(asked, int) else entry.max_output_tokens or entry.context_window
+
+    return max(
+        c.entry.cost(
+            TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=choices * output_allowance(c.entry))
+        )
+        for c in candidates
+    )
 
 
 def json_body(http: HttpRequest) -> bytes:

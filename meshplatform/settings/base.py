@@ -97,7 +97,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Keys' last-use times live in Redis on the hot path; this writes them to the database.
+    "keys-flush-last-used": {"task": "keys.flush_last_used", "schedule": 60.0},
+    # Heals spend counters after a Redis flush or outage (raises them to the ledger's totals).
+    "usage-spend-counters-rebuild": {"task": "usage.spend_counters_rebuild", "schedule": 300.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

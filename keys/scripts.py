@@ -1,0 +1,35 @@
+"""Lua scripts run by SHA (EVALSHA), loaded on first use or after a Redis restart."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis as sync_redis
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+Arg = str | int | float | bytes
+
+
+class RedisScript:
+    """One Lua script: EVALSHA every call (the body crosses the wire once per server, not per request)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def run(self, redis: aioredis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await redis.script_load(self.source)  # Redis restarted or flushed its script cache
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+
+    def run_sync(self, redis: sync_redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        try:
+            return redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            redis.script_load(self.source)
+            return redis.evalsha(self.sha, len(keys), *keys, *args)
