@@ -1,1 +1,1 @@
-"""The gateway benchmark: throughput, latency overhead, CPU per request and slow-stream capacity on loopback."""
+"""The gateway benchmark: throughput, latency overhead, CPU per request, slow-stream capacity."""

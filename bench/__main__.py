@@ -30,15 +30,23 @@ DEFAULT_LOAD_PROCESSES = min(4, max(1, CPUS // 2))
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short cells and 200 slow streams (about a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="short cells and 200 slow streams (about a minute)"
+    )
     parser.add_argument("--gateway-url", help="benchmark this running gateway (e.g. http://127.0.0.1:8000)")
     parser.add_argument("--key", help="API key for --gateway-url")
     parser.add_argument("--direct-only", action="store_true", help="measure only the simulator (no gateway)")
     parser.add_argument("--duration", type=float, help="seconds per cell (default 3, --quick 1)")
-    parser.add_argument("--slow-clients", type=int, help="concurrent slow streams (default 2000, --quick 200)")
+    parser.add_argument(
+        "--slow-clients", type=int, help="concurrent slow streams (default 2000, --quick 200)"
+    )
     parser.add_argument("--skip-slow", action="store_true", help="skip the slow-stream run")
-    parser.add_argument("--load-processes", type=int, default=DEFAULT_LOAD_PROCESSES, help="load generator processes")
-    parser.add_argument("--simulator-workers", type=int, default=DEFAULT_SIMULATOR_WORKERS, help="simulator workers")
+    parser.add_argument(
+        "--load-processes", type=int, default=DEFAULT_LOAD_PROCESSES, help="load generator processes"
+    )
+    parser.add_argument(
+        "--simulator-workers", type=int, default=DEFAULT_SIMULATOR_WORKERS, help="simulator workers"
+    )
     parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -48,33 +56,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def gateway_target(args: argparse.Namespace, simulator: SimulatorServer) -> Iterator[tuple[Target, ResourceMeter]]:
+def gateway_target(
+    args: argparse.Namespace, simulator: SimulatorServer
+) -> Iterator[tuple[Target, ResourceMeter]]:
     if args.gateway_url:
         url = args.gateway_url.rstrip("/")
-        yield Target("gateway", f"{url}/v1", args.key, args.model), ResourceMeter.for_listener(url)
+        target = Target("gateway", f"{url}/v1", args.key, args.model, f"{url}/healthz")
+        yield target, ResourceMeter.for_listener(url)
         return
     env = gateway_env(simulator.openai_base_url)
     print("provisioning the gateway (database, migrations, tenant, key)…", flush=True)
     key = provision_gateway(env)
     with Gateway(env) as gateway:
         assert gateway.process is not None
-        yield Target("gateway", f"{gateway.url}/v1", key, args.model), ResourceMeter([gateway.process.pid])
+        target = Target("gateway", f"{gateway.url}/v1", key, args.model, f"{gateway.url}/healthz")
+        yield target, ResourceMeter([gateway.process.pid])
         log = gateway.log_text().strip().splitlines()
         if log:
             tail = "\n".join(line[:300] for line in log[-GATEWAY_LOG_LINES:])
-            print(f"\ngateway printed {len(log)} log lines (kept in {gateway.log}); the last ones:\n{tail}\n", flush=True)
+            print(
+                f"\ngateway printed {len(log)} log lines (kept in {gateway.log}); the last ones:\n{tail}\n",
+                flush=True,
+            )
 
 
 def smoke_test(target: Target) -> None:
-    """One request of each kind first, so a broken gateway fails with its own words instead of as a table of errors."""
+    """One request of each kind first, so a broken gateway fails in its own words, not as a table."""
     headers = {"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"}
     for stream in (False, True):
         body = request_body(target.model, stream=stream, mock={"chunks": 3} if stream else {})
         response = httpx.post(target.completions_url, content=body, headers=headers, timeout=30)
         if response.status_code != 200 or (stream and b"[DONE]" not in response.content):
             raise BenchSetupError(
-                f"{target.name} smoke test ({'stream' if stream else 'json'}) got HTTP {response.status_code}: "
-                f"{response.text[:1000]}"
+                f"{target.name} smoke test ({'stream' if stream else 'json'}) "
+                f"got HTTP {response.status_code}: {response.text[:1000]}"
             )
 
 
@@ -89,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "profile": "quick" if args.quick else "full",
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "gateway": args.gateway_url or "uvicorn meshplatform.asgi:application, 2 workers, production settings",
+        "gateway": args.gateway_url
+        or "uvicorn meshplatform.asgi:application, 2 workers, production settings",
         "simulator_workers": args.simulator_workers,
         "load_processes": plan.load_processes,
         "cell_duration_s": plan.cell_duration_s,
@@ -101,12 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(plan)
     try:
         with SimulatorServer(workers=args.simulator_workers) as simulator:
-            direct = Target("direct", simulator.openai_base_url, "sk-direct", args.model.split("/", 1)[-1])
+            direct = Target(
+                "direct",
+                simulator.openai_base_url,
+                "sk-direct",
+                args.model.split("/", 1)[-1],
+                f"{simulator.base_url}/_sim/health",
+            )
             assert simulator.process is not None
             simulator_meter = ResourceMeter([simulator.process.pid])
             if args.direct_only:
                 cells = runner.cells([direct], {"direct": simulator_meter})
-                report = BenchReport(meta=meta, cells=cells, slow=None, gateway_peak_rss_mb=None)
+                slow = [] if args.skip_slow else [runner.slow_streams(direct, simulator_meter)]
+                report = BenchReport(meta=meta, cells=cells, slow=slow, gateway_peak_rss_mb=None)
             else:
                 with gateway_target(args, simulator) as (gateway, meter):
                     smoke_test(gateway)
@@ -116,10 +139,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"measuring {plan.cell_duration_s:g} s per cell…", flush=True)
                     with PeakRss(meter) as peak:
                         cells = runner.cells([gateway, direct], meters)
-                    slow = None
+                    slow = []
                     if not args.skip_slow:
-                        print(f"slow streams: {plan.slow_clients} clients…", flush=True)
-                        slow = runner.slow_streams(gateway, meter if meter.available else None)
+                        print(
+                            f"slow streams: {plan.slow_clients} clients, direct then through the gateway…",
+                            flush=True,
+                        )
+                        slow.append(runner.slow_streams(direct, simulator_meter))
+                        slow.append(runner.slow_streams(gateway, meter if meter.available else None))
                     peak_mb = peak.peak / 2**20 if meter.available else None
                     report = BenchReport(meta=meta, cells=cells, slow=slow, gateway_peak_rss_mb=peak_mb)
     except BenchSetupError as error:

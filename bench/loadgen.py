@@ -1,8 +1,9 @@
-"""Load generation, run inside worker processes so the client's CPU never competes with the process measured."""
+"""Load generation, in worker processes so the client's CPU never competes with the process measured."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ class LoadSpec:
     duration_s: float = 0.0  # closed loop: measure this long; 0 means one request per connection
     max_requests: int = 1_000_000
     expected_chunks: int | None = None  # streamed content chunks a correct answer carries
+    timeout_s: float = REQUEST_TIMEOUT_S  # per request; a slower answer counts as an error
+    # One-shot runs open their keep-alive connections with a GET here first, so the measurement
+    # is of the streams and not of thousands of TCP handshakes landing in the same millisecond.
+    warm_url: str | None = None
+    ramp_s: float = 0.0  # one-shot runs: start the clients evenly over this long, as real arrivals would
 
 
 @dataclass
@@ -61,24 +67,35 @@ def run_load(spec: LoadSpec) -> LoadResult:
 
 async def _run(spec: LoadSpec) -> LoadResult:
     connector = aiohttp.TCPConnector(limit=spec.connections, force_close=False, enable_cleanup_closed=False)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
     headers = {"Authorization": f"Bearer {spec.key}", "Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
+        # Open and warm every keep-alive connection before the clock starts.
         if spec.duration_s > 0:
-            # Open and warm every keep-alive connection before the clock starts.
             await asyncio.gather(*(_request(session, spec, LoadResult()) for _ in range(spec.connections)))
+        elif spec.warm_url is not None:
+            await asyncio.gather(*(_warm(session, spec.warm_url) for _ in range(spec.connections)))
         await asyncio.sleep(max(0.0, spec.start_at - time.time()))
         result = LoadResult()
         started = time.perf_counter()
         if spec.duration_s > 0:
             await _closed_loop(session, spec, result, started + spec.duration_s)
         else:
-            await asyncio.gather(*(_timed(session, spec, result) for _ in range(spec.connections)))
+            step = spec.ramp_s / spec.connections
+            await asyncio.gather(*(_timed(session, spec, result, i * step) for i in range(spec.connections)))
         result.elapsed_s = time.perf_counter() - started
         return result
 
 
-async def _closed_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult, deadline: float) -> None:
+async def _warm(session: aiohttp.ClientSession, url: str) -> None:
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with session.get(url) as response:
+            await response.read()
+
+
+async def _closed_loop(
+    session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult, deadline: float
+) -> None:
     issued = 0
 
     async def client() -> None:
@@ -90,7 +107,11 @@ async def _closed_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: L
     await asyncio.gather(*(client() for _ in range(spec.connections)))
 
 
-async def _timed(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
+async def _timed(
+    session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult, delay_s: float = 0.0
+) -> None:
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
     started = time.perf_counter()
     ok = await _request(session, spec, result, started)
     if ok:
@@ -112,7 +133,10 @@ async def _request(
                     return False
                 return True
             return await _read_stream(response, spec, result, started)
-    except (aiohttp.ClientError, TimeoutError) as error:
+    except TimeoutError:
+        result.error(f"no complete answer within {spec.timeout_s:g} s")
+        return False
+    except aiohttp.ClientError as error:
         result.error(f"{type(error).__name__}: {error}")
         return False
 
@@ -122,20 +146,23 @@ async def _read_stream(
 ) -> bool:
     content_chunks = 0
     done = False
-    async for line in response.content:
-        if not line.startswith(b"data:"):
-            continue
-        result.events += 1
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            done = True
-            continue
-        chunk = orjson.loads(payload)
-        choices = chunk.get("choices") or ()
-        if choices and (choices[0].get("delta") or {}).get("content"):
-            if content_chunks == 0 and started is not None:
-                result.ttft_s.append(time.perf_counter() - started)
-            content_chunks += 1
+    pending = b""
+    # Whole reads split by hand: aiohttp's per-line iteration costs more CPU than the gateway's relay.
+    async for data in response.content.iter_any():
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            result.events += 1
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                done = True
+                continue
+            choices = orjson.loads(payload).get("choices") or ()
+            if choices and (choices[0].get("delta") or {}).get("content"):
+                if content_chunks == 0 and started is not None:
+                    result.ttft_s.append(time.perf_counter() - started)
+                content_chunks += 1
     if not done:
         result.error(f"stream ended without [DONE] after {content_chunks} content chunks")
         return False

@@ -16,7 +16,7 @@ from bench.stats import CellStats, SlowStreamStats
 class BenchReport:
     meta: dict[str, Any]
     cells: list[CellStats]
-    slow: SlowStreamStats | None
+    slow: list[SlowStreamStats]
     gateway_peak_rss_mb: float | None
 
 
@@ -24,6 +24,11 @@ def _num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:,.{digits}f}"
+
+
+def _get(cell: CellStats | None, name: str) -> float | None:
+    value: float | None = None if cell is None else getattr(cell, name)
+    return value
 
 
 def _pair(a: float | None, b: float | None, digits: int = 1) -> str:
@@ -36,7 +41,8 @@ def markdown(report: BenchReport) -> str:
         f"### Mesh gateway benchmark ({meta['profile']}, {meta['started_at']})",
         "",
         f"Gateway: {meta['gateway']}. Upstream: simulator with {meta['simulator_workers']} workers. "
-        f"Load: aiohttp keep-alive clients in {meta['load_processes']} processes, {meta['cell_duration_s']} s per cell. "
+        f"Load: aiohttp keep-alive clients in {meta['load_processes']} processes, "
+        f"{meta['cell_duration_s']} s per cell. "
         f"Host: {meta['cpus']} CPUs, Python {meta['python']}.",
         "",
         "| mode | conc | direct req/s | gateway req/s | direct p50 / p99 ms | gateway p50 / p99 ms "
@@ -48,35 +54,48 @@ def markdown(report: BenchReport) -> str:
         gateway = by_key.get(("gateway", mode, concurrency))
         direct = by_key.get(("direct", mode, concurrency))
         label = "JSON" if mode == "json" else f"SSE ×{meta['stream_chunks']}"
-        overhead_p50 = gateway.p50_ms - direct.p50_ms if gateway and direct else None
-        overhead_p99 = gateway.p99_ms - direct.p99_ms if gateway and direct else None
+        gateway_p50, gateway_p99 = _get(gateway, "p50_ms"), _get(gateway, "p99_ms")
+        direct_p50, direct_p99 = _get(direct, "p50_ms"), _get(direct, "p99_ms")
+        overhead_p50 = (
+            gateway_p50 - direct_p50 if gateway_p50 is not None and direct_p50 is not None else None
+        )
+        overhead_p99 = (
+            gateway_p99 - direct_p99 if gateway_p99 is not None and direct_p99 is not None else None
+        )
         lines.append(
-            f"| {label} | {concurrency} | {_num(direct.rps if direct else None, 0)} "
-            f"| {_num(gateway.rps if gateway else None, 0)} "
-            f"| {_pair(direct.p50_ms if direct else None, direct.p99_ms if direct else None, 2)} "
-            f"| {_pair(gateway.p50_ms if gateway else None, gateway.p99_ms if gateway else None, 2)} "
+            f"| {label} | {concurrency} | {_num(_get(direct, 'rps'), 0)} | {_num(_get(gateway, 'rps'), 0)} "
+            f"| {_pair(direct_p50, direct_p99, 2)} | {_pair(gateway_p50, gateway_p99, 2)} "
             f"| {_pair(overhead_p50, overhead_p99, 2)} "
-            f"| {_pair(gateway.cpu_ms_per_request if gateway else None, direct.cpu_ms_per_request if direct else None, 2)} "
-            f"| {_num(gateway.cpu_us_per_chunk if gateway else None, 0)} "
+            f"| {_pair(_get(gateway, 'cpu_ms_per_request'), _get(direct, 'cpu_ms_per_request'), 2)} "
+            f"| {_num(_get(gateway, 'cpu_us_per_chunk'), 0)} "
             f"| {gateway.errors if gateway else '-'} / {direct.errors if direct else '-'} |"
         )
-    lines += ["", f"Gateway peak RSS during the cells (master + workers): {_num(report.gateway_peak_rss_mb, 0)} MB"]
-    slow = report.slow
-    if slow is not None:
+    lines += [
+        "",
+        f"Gateway peak RSS during the cells (master + workers): {_num(report.gateway_peak_rss_mb, 0)} MB",
+    ]
+    if report.slow:
+        first = report.slow[0]
         lines += [
             "",
-            f"Slow streams through the gateway: {slow.clients} concurrent clients, each {slow.chunks} chunks "
-            f"{slow.chunk_delay_ms} ms apart (ideal {slow.ideal_s:.1f} s).",
+            f"Slow streams: {first.clients} concurrent clients, each reading {first.chunks} chunks "
+            f"{first.chunk_delay_ms} ms apart (ideal {first.ideal_s:.1f} s).",
             "",
-            "| clients | completed | errors | stream p50 / p99 s | TTFT p50 / p99 ms | wall s | gateway RSS before → peak MB |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {slow.clients} | {slow.completed} | {slow.errors} | {_pair(slow.stream_p50_s, slow.stream_p99_s, 2)} "
-            f"| {_pair(slow.ttft_p50_ms, slow.ttft_p99_ms, 0)} | {_num(slow.wall_s, 1)} "
-            f"| {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} |",
+            "| target | completed | errors | stream p50 / p99 s | TTFT p50 / p99 ms | wall s "
+            "| RSS before → peak MB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
-    samples = [(f"{c.target} {c.mode} c={c.concurrency}", s) for c in report.cells for s in c.error_samples[:2]]
-    if slow is not None:
-        samples += [("slow streams", s) for s in slow.error_samples[:3]]
+        lines += [
+            f"| {slow.target} | {slow.completed} / {slow.clients} | {slow.errors} "
+            f"| {_pair(slow.stream_p50_s, slow.stream_p99_s, 2)} "
+            f"| {_pair(slow.ttft_p50_ms, slow.ttft_p99_ms, 0)} "
+            f"| {_num(slow.wall_s, 1)} | {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} |"
+            for slow in report.slow
+        ]
+    samples = [
+        (f"{c.target} {c.mode} c={c.concurrency}", s) for c in report.cells for s in c.error_samples[:2]
+    ]
+    samples += [(f"{slow.target} slow streams", s) for slow in report.slow for s in slow.error_samples[:3]]
     if samples:
         lines += ["", "Error samples:", *(f"- {where}: `{sample[:300]}`" for where, sample in samples[:12])]
     return "\n".join(lines) + "\n"
@@ -101,7 +120,12 @@ def write_json(report: BenchReport, path: Path) -> None:
         }
         for cell in report.cells
     ]
-    slow = None if report.slow is None else {**dataclasses.asdict(report.slow), "ideal_s": report.slow.ideal_s}
-    payload = {"meta": report.meta, "cells": cells, "slow": slow, "gateway_peak_rss_mb": report.gateway_peak_rss_mb}
+    slow = [{**dataclasses.asdict(stats), "ideal_s": stats.ideal_s} for stats in report.slow]
+    payload = {
+        "meta": report.meta,
+        "cells": cells,
+        "slow": slow,
+        "gateway_peak_rss_mb": report.gateway_peak_rss_mb,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(_jsonable(payload), option=orjson.OPT_INDENT_2) + b"\n")

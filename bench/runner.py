@@ -17,6 +17,9 @@ PROMPT = "Say hello to the benchmark"
 WARMUP_S = 0.5
 START_MARGIN_S = 0.3
 RESULT_GRACE_S = 90.0
+MODES: tuple[Mode, ...] = ("json", "stream")
+SLOW_STREAM_RAMP_S = 1.0
+SLOW_STREAM_SLACK_S = 20.0  # a slow stream later than ideal + this is an error, which bounds the run
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Target:
     base_url: str  # up to and including /v1
     key: str
     model: str
+    warm_url: str  # a cheap GET that opens a keep-alive connection
 
     @property
     def completions_url(self) -> str:
@@ -57,7 +61,7 @@ def split(total: int, parts: int) -> list[int]:
 
 
 class Runner:
-    """Owns the load-generator process pool for the whole run, so process start-up never lands in a measurement."""
+    """Owns the load-generator pool for the whole run, so process start-up never lands in a measurement."""
 
     def __init__(self, plan: BenchPlan) -> None:
         self.plan = plan
@@ -72,7 +76,9 @@ class Runner:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _load(self, specs: list[LoadSpec], meter: ResourceMeter | None, timeout_s: float) -> tuple[list[LoadResult], float | None]:
+    def _load(
+        self, specs: list[LoadSpec], meter: ResourceMeter | None, timeout_s: float
+    ) -> tuple[list[LoadResult], float | None]:
         futures = [self.pool.submit(run_load, spec) for spec in specs]
         time.sleep(max(0.0, specs[0].start_at - time.time()))
         cpu_before = meter.cpu_seconds() if meter is not None else None
@@ -107,13 +113,15 @@ class Runner:
 
     def cells(self, targets: list[Target], meters: dict[TargetName, ResourceMeter]) -> list[CellStats]:
         for target in targets:
-            for mode in ("json", "stream"):
+            for mode in MODES:
                 self.cell(target, mode, 16, None, WARMUP_S)
         stats: list[CellStats] = []
-        for mode in ("json", "stream"):
+        for mode in MODES:
             for concurrency in self.plan.concurrencies:
                 for target in targets:
-                    cell = self.cell(target, mode, concurrency, meters.get(target.name), self.plan.cell_duration_s)
+                    cell = self.cell(
+                        target, mode, concurrency, meters.get(target.name), self.plan.cell_duration_s
+                    )
                     stats.append(cell)
                     print(
                         f"  {target.name:8} {mode:6} c={concurrency:<3} {cell.rps:9.0f} req/s  "
@@ -125,10 +133,12 @@ class Runner:
     def slow_streams(self, target: Target, meter: ResourceMeter | None) -> SlowStreamStats:
         plan = self.plan
         body = request_body(
-            target.model, stream=True, mock={"chunks": plan.slow_chunks, "chunk_delay_ms": plan.slow_chunk_delay_ms}
+            target.model,
+            stream=True,
+            mock={"chunks": plan.slow_chunks, "chunk_delay_ms": plan.slow_chunk_delay_ms},
         )
         ideal_s = plan.slow_chunks * plan.slow_chunk_delay_ms / 1000
-        start_at = time.time() + 1.0
+        start_at = time.time() + 1.0 + 0.0015 * plan.slow_clients
         specs = [
             LoadSpec(
                 url=target.completions_url,
@@ -138,6 +148,9 @@ class Runner:
                 connections=share,
                 start_at=start_at,
                 expected_chunks=plan.slow_chunks,
+                timeout_s=ideal_s + SLOW_STREAM_SLACK_S,
+                warm_url=target.warm_url,
+                ramp_s=SLOW_STREAM_RAMP_S,
             )
             for share in split(plan.slow_clients, plan.load_processes)
         ]
@@ -153,6 +166,7 @@ class Runner:
         streams = [value for r in results for value in r.latencies_s]
         ttfts = [value for r in results for value in r.ttft_s]
         return SlowStreamStats(
+            target=target.name,
             clients=plan.slow_clients,
             chunks=plan.slow_chunks,
             chunk_delay_ms=plan.slow_chunk_delay_ms,

@@ -48,7 +48,13 @@ def gateway_env(simulator_openai_url: str) -> dict[str, str]:
 def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise BenchSetupError(f"{' '.join(command)}: {error}") from error
@@ -62,7 +68,7 @@ def _require(result: subprocess.CompletedProcess[str], what: str) -> str:
 
 
 def provision_gateway(env: dict[str, str]) -> str:
-    """Create the database if missing, migrate, and mint an API key with limits out of the way; returns the key."""
+    """Create the database if missing, migrate, and mint a key with limits out of the way; returns the key."""
     exists = _run(["psql", *PG_ARGS, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"])
     _require(exists, "checking for the bench database")
     if exists.stdout.strip() != "1":
@@ -71,7 +77,9 @@ def provision_gateway(env: dict[str, str]) -> str:
     _require(_run([*manage, "migrate", "--no-input"], env), "manage.py migrate")
     # The tenant survives earlier runs; a failure here is fine as long as the key can be created below.
     _run([*manage, "create_tenant", TENANT], env)
-    created = _run([*manage, "create_api_key", "--tenant", TENANT, "--rpm", "100000000", "--rpd", "1000000000"], env)
+    created = _run(
+        [*manage, "create_api_key", "--tenant", TENANT, "--rpm", "100000000", "--rpd", "1000000000"], env
+    )
     lines = _require(created, "manage.py create_api_key").strip().splitlines()
     if not lines or not lines[-1].strip().startswith("rsk_"):
         raise BenchSetupError(f"create_api_key did not print an rsk_ key last:\n{created.stdout[-1000:]}")
@@ -115,7 +123,9 @@ class Gateway:
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         try:
             wait_until_healthy(self.url, self.process, self.log)
             # Workers answer /healthz as soon as one is up; give the second a moment to boot too.
@@ -163,7 +173,9 @@ class ResourceMeter:
         """Find an already running server by the port it listens on (needs permission to see its sockets)."""
         port = urlsplit(url).port
         try:
-            pids = {c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.pid}
+            pids = {
+                c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.pid
+            }
         except psutil.AccessDenied:
             pids = set()
         # uvicorn workers share the master's listening socket: keep only the topmost listener.

@@ -70,8 +70,9 @@ class CellStats:
 
 @dataclass(frozen=True)
 class SlowStreamStats:
-    """Many concurrent slow streams through the gateway: does every one finish, and on time?"""
+    """Many concurrent slow streams: does every one finish, and on time?"""
 
+    target: TargetName
     clients: int
     chunks: int
     chunk_delay_ms: int

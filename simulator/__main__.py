@@ -8,9 +8,7 @@ import uvicorn
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m simulator", description="Fake upstream LLM providers."
-    )
+    parser = argparse.ArgumentParser(prog="python -m simulator", description="Fake upstream LLM providers.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument(
@@ -30,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         http="httptools",
         log_level="warning",
         access_log=False,
-        # Benchmarks open thousands of slow streams at once; uvicorn's default backlog (2048) would refuse some.
+        # Benchmarks open thousands of streams at once; uvicorn's default backlog (2048) would refuse some.
         backlog=8192,
         timeout_keep_alive=30,
     )

@@ -75,9 +75,7 @@ class Simulator:
         except orjson.JSONDecodeError:
             body = exchange.raw_body.decode("utf-8", "replace")
             self._record(exchange, method, body)
-            await openai_api.send_error(
-                exchange, 400, "We could not parse the JSON body of your request."
-            )
+            await openai_api.send_error(exchange, 400, "We could not parse the JSON body of your request.")
             return
         self._record(exchange, method, body)
         path = exchange.path
@@ -138,9 +136,7 @@ class Simulator:
             except (orjson.JSONDecodeError, FaultError) as error:
                 await send_json(exchange.send, 400, {"ok": False, "error": str(error)})
                 return
-            await send_json(
-                exchange.send, 200, {"ok": True, "pending": len(self.book.pending())}
-            )
+            await send_json(exchange.send, 200, {"ok": True, "pending": len(self.book.pending())})
         else:
             await send_json(
                 exchange.send,
@@ -160,6 +156,6 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def create_app() -> ASGIApp:
-    """A fresh simulator; state lives in the returned instance, so each app (and each worker) is independent."""
+    """A fresh simulator; state lives in the instance, so each app (and each worker) is independent."""
     _install_log_filter()
     return Simulator()

@@ -72,9 +72,7 @@ async def send_bytes(send: Send, status: int, body: bytes, headers: Headers) -> 
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def send_json(
-    send: Send, status: int, payload: Any, extra_headers: Headers | None = None
-) -> None:
+async def send_json(send: Send, status: int, payload: Any, extra_headers: Headers | None = None) -> None:
     headers = JSON_HEADERS + extra_headers if extra_headers else JSON_HEADERS
     await send_bytes(send, status, orjson.dumps(payload), headers)
 
@@ -101,8 +99,11 @@ async def stream_frames(
     # Slow streams watch for the client going away so they stop pacing dead connections
     # and so tests can see that the gateway cancelled its upstream call.
     watcher = asyncio.ensure_future(exchange.receive()) if chunk_delay_s > 0 else None
+    loop = asyncio.get_running_loop()
     try:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # Pace against a schedule, not sleep-after-send, so our own load never stretches the stream.
+        paced_from = loop.time()
         for frame in script.head:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         for sent, frame in enumerate(script.content):
@@ -110,7 +111,7 @@ async def stream_frames(
                 exchange.log_entry["outcome"] = "dropped"
                 raise StreamDropped(f"dropped after {sent} chunks")
             if chunk_delay_s > 0:
-                await asyncio.sleep(chunk_delay_s)
+                await asyncio.sleep(paced_from + (sent + 1) * chunk_delay_s - loop.time())
                 if watcher is not None and watcher.done():
                     exchange.log_entry["outcome"] = "client_disconnected"
                     exchange.log_entry["chunks_sent"] = sent

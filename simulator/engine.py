@@ -18,12 +18,8 @@ from simulator.asgi import (
 from simulator.faults import Fault
 from simulator.reply import Reply
 
-MALFORMED_JSON = (
-    b"<html><body>502 Bad Gateway (simulated malformed upstream body)</body></html>"
-)
-MALFORMED_SSE = (
-    b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "trunc\n\n'
-)
+MALFORMED_JSON = b"<html><body>502 Bad Gateway (simulated malformed upstream body)</body></html>"
+MALFORMED_SSE = b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "trunc\n\n'
 
 
 class Dialect(Protocol):
@@ -63,16 +59,12 @@ async def serve(
         headers = [(b"content-type", b"application/json"), *dialect.headers]
         headers += retry_after_headers(fault.status, fault.retry_after)
         exchange.log_entry["outcome"] = "error"
-        await send_bytes(
-            exchange.send, fault.status, dialect.error(fault.status, message), headers
-        )
+        await send_bytes(exchange.send, fault.status, dialect.error(fault.status, message), headers)
         return
     if fault.malformed:
         exchange.log_entry["outcome"] = "malformed"
         if stream:
-            await send_bytes(
-                exchange.send, 200, MALFORMED_SSE, SSE_HEADERS + dialect.headers
-            )
+            await send_bytes(exchange.send, 200, MALFORMED_SSE, SSE_HEADERS + dialect.headers)
         else:
             await send_bytes(
                 exchange.send,

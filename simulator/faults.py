@@ -1,4 +1,4 @@
-"""Faults a test or benchmark asks for: per-request `mock` body fields and queued rules from `/_sim/script`."""
+"""Faults a test or benchmark asks for: per-request `mock` body fields and queued `/_sim/script` rules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 
 class FaultError(ValueError):
-    """A `mock` field or script rule the simulator cannot honour; answered with a 400 so the test author sees it."""
+    """A `mock` field or script rule the simulator cannot honour; a 400, so the test author sees it."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ NO_FAULT = Fault()
 
 @dataclass
 class ScriptRule:
-    """A queued fault for requests to `model` (any model when None), used `times` times (forever when None)."""
+    """A queued fault for requests to `model` (any when None), used `times` times (forever when None)."""
 
     model: str | None
     times: int | None
@@ -92,9 +92,7 @@ class ScriptBook:
         times = fault_fields.pop("times", 1)
         if model is not None and not isinstance(model, str):
             raise FaultError("model must be a string or null")
-        if times is not None and (
-            isinstance(times, bool) or not isinstance(times, int) or times < 1
-        ):
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
             raise FaultError("times must be a positive integer or null (forever)")
         Fault.from_json(fault_fields)  # validate now, not when a request trips over it
         rule = ScriptRule(model=model, times=times, fault_fields=fault_fields)
@@ -117,13 +115,11 @@ class ScriptBook:
         self._rules.clear()
 
     def pending(self) -> list[dict[str, Any]]:
-        return [
-            {"model": r.model, "times": r.times, **r.fault_fields} for r in self._rules
-        ]
+        return [{"model": r.model, "times": r.times, **r.fault_fields} for r in self._rules]
 
 
 def resolve_fault(book: ScriptBook, model: str | None, mock: Any) -> Fault:
-    """A queued rule wins over the body's `mock` for the keys it sets: it is the more deliberate instruction."""
+    """A queued rule wins over the body's `mock` for the keys it sets: it is the more deliberate ask."""
     rule_fields = book.take(model)
     if rule_fields is None:
         return Fault.from_json(mock)

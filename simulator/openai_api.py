@@ -36,9 +36,7 @@ _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 class RequestError(Exception):
     """The request is not a valid Chat Completions request; answered 400 like OpenAI does."""
 
-    def __init__(
-        self, message: str, param: str | None = None, code: str | None = None
-    ) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
         self.code = code
@@ -87,13 +85,8 @@ async def list_models(exchange: Exchange) -> None:
     if not exchange.bearer_token():
         await send_error(exchange, 401, "You didn't provide an API key.")
         return
-    data = [
-        {"id": m, "object": "model", "created": 1715367049, "owned_by": "system"}
-        for m in MODELS
-    ]
-    await send_json(
-        exchange.send, 200, {"object": "list", "data": data}, request_headers()
-    )
+    data = [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in MODELS]
+    await send_json(exchange.send, 200, {"object": "list", "data": data}, request_headers())
 
 
 async def chat_completions(exchange: Exchange, body: Any, fault: Fault) -> None:
@@ -123,9 +116,7 @@ def parse_prompt(body: Any) -> Prompt:
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"]:
-        raise RequestError(
-            "you must provide a model parameter", "model", "missing_required_parameter"
-        )
+        raise RequestError("you must provide a model parameter", "model", "missing_required_parameter")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError(
@@ -161,11 +152,7 @@ def parse_prompt(body: Any) -> Prompt:
         if message["role"] == "user":
             last_user_text = text
     last = messages[-1]
-    tool_result = (
-        _content_text(last.get("content"))[0]
-        if last["role"] in {"tool", "function"}
-        else None
-    )
+    tool_result = _content_text(last.get("content"))[0] if last["role"] in {"tool", "function"} else None
     tools, mode, forced = _tools(body)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     return Prompt(
@@ -177,9 +164,7 @@ def parse_prompt(body: Any) -> Prompt:
         tools=tools,
         tool_mode=mode,
         forced_tool=forced,
-        max_tokens=max_tokens
-        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
-        else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
     )
 
 
@@ -208,9 +193,7 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolMode, str | None
                 f"Missing required parameter: 'tools[{index}].function'.",
                 f"tools[{index}].function",
             )
-        tools.append(
-            Tool(name=function["name"], parameters=function.get("parameters") or {})
-        )
+        tools.append(Tool(name=function["name"], parameters=function.get("parameters") or {}))
     choice = body.get("tool_choice", "auto")
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
@@ -287,9 +270,7 @@ class OpenAIDialect:
             }
         )
 
-    def _chunk(
-        self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
-    ) -> bytes:
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -304,9 +285,7 @@ class OpenAIDialect:
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return self._chunk(
-            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        )
+        return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
 
     def stream(self, reply: Reply) -> StreamScript:
         call = reply.tool_call
@@ -330,9 +309,7 @@ class OpenAIDialect:
                 }
             )
             content = [
-                self._delta(
-                    {"tool_calls": [{"index": 0, "function": {"arguments": p}}]}
-                )
+                self._delta({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
                 for p in reply.pieces
             ]
         tail = [self._delta({}, reply.finish)]
@@ -342,7 +319,7 @@ class OpenAIDialect:
         return StreamScript(head=[head], content=content, tail=tail)
 
     def _content_frames(self, pieces: tuple[str, ...]) -> list[bytes]:
-        """Content chunks differ only in their text, so splice it into one pre-rendered frame (the hot path)."""
+        """Content chunks differ only in their text: splice it into one pre-rendered frame (the hot path)."""
         marker = "\x00sim\x00"
         template = self._delta({"content": marker})
         prefix, _, suffix = template.partition(orjson.dumps(marker))

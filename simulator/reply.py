@@ -99,9 +99,7 @@ def plan_reply(prompt: Prompt, fault: Fault, call_id: str) -> Reply:
             arguments[i : i + ARGUMENT_FRAGMENT_CHARS]
             for i in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS)
         ]
-        return _finish(
-            prompt, fault, pieces, ToolCall(call_id, tool.name, arguments), "tool_calls"
-        )
+        return _finish(prompt, fault, pieces, ToolCall(call_id, tool.name, arguments), "tool_calls")
     pieces = _text_pieces(prompt, fault)
     finish: FinishReason = "stop"
     if prompt.max_tokens is not None and len(pieces) > prompt.max_tokens:
@@ -114,17 +112,11 @@ def _text_pieces(prompt: Prompt, fault: Fault) -> list[str]:
     if fault.content is not None:
         return split_pieces(fault.content)
     if prompt.tool_result is not None:
-        pieces = split_pieces(
-            "Simulated reply using the tool result: " + prompt.tool_result
-        )
+        pieces = split_pieces("Simulated reply using the tool result: " + prompt.tool_result)
         return pieces[: fault.chunks] if fault.chunks is not None else pieces
     wanted = DEFAULT_CHUNKS if fault.chunks is None else fault.chunks
     words = ["Simulated", "reply:", *prompt.last_user_text.split()]
-    words = list(
-        islice(
-            [*words, *islice(cycle(FILLER_WORDS), max(0, wanted - len(words)))], wanted
-        )
-    )
+    words = list(islice([*words, *islice(cycle(FILLER_WORDS), max(0, wanted - len(words)))], wanted))
     return [word if i == 0 else " " + word for i, word in enumerate(words)]
 
 
@@ -142,9 +134,7 @@ def _finish(
         + TOKENS_PER_MESSAGE * prompt.message_count
         + TOKENS_PER_IMAGE * prompt.image_count
     )
-    completion_tokens = (
-        fault.completion_tokens if fault.completion_tokens is not None else len(pieces)
-    )
+    completion_tokens = fault.completion_tokens if fault.completion_tokens is not None else len(pieces)
     return Reply(
         pieces=tuple(pieces),
         tool_call=tool_call,
@@ -156,13 +146,11 @@ def _finish(
 
 
 def choose_tool(prompt: Prompt) -> Tool | None:
-    """Call a tool when forced to, or when the user plainly asks for one (names it, or asks about the weather)."""
+    """Call a tool when forced to, or when the user plainly asks for one (names it, or the weather)."""
     if not prompt.tools or prompt.tool_mode == "none":
         return None
     if prompt.forced_tool is not None:
-        return next(
-            (t for t in prompt.tools if t.name == prompt.forced_tool), prompt.tools[0]
-        )
+        return next((t for t in prompt.tools if t.name == prompt.forced_tool), prompt.tools[0])
     text = prompt.last_user_text.lower()
     named = next((t for t in prompt.tools if t.name.lower() in text), None)
     if named is not None:
@@ -177,9 +165,7 @@ def example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
     properties = schema.get("properties") or {}
     required = schema.get("required") or []
     return {
-        name: example_value(name, properties.get(name) or {})
-        for name in required
-        if isinstance(name, str)
+        name: example_value(name, properties.get(name) or {}) for name in required if isinstance(name, str)
     }
 
 

@@ -1,4 +1,4 @@
-"""`SimulatorServer`: run the simulator in a subprocess on a free loopback port, for tests and the benchmark."""
+"""`SimulatorServer`: the simulator in a subprocess on a free loopback port, for tests and the benchmark."""
 
 from __future__ import annotations
 
@@ -55,9 +55,7 @@ class SimulatorServer:
     def start(self) -> None:
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
-            ),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         }
         command = [
             sys.executable,
@@ -75,9 +73,7 @@ class SimulatorServer:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"simulator exited with {self.process.returncode}:\n{self.output()}"
-                )
+                raise RuntimeError(f"simulator exited with {self.process.returncode}:\n{self.output()}")
             try:
                 if self._client.get("/_sim/health", timeout=0.5).status_code == 200:
                     return

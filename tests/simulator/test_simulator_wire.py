@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionToolParam
 
 from simulator.server import SimulatorServer
 
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -63,10 +64,7 @@ def test_plain_completion_is_deterministic_and_counts_tokens(
     assert completion.model == "gpt-4o-mini"
     choice = completion.choices[0]
     assert choice.message.role == "assistant"
-    assert (
-        choice.message.content
-        == "Simulated reply: Tell me about distributed systems lorem"
-    )
+    assert choice.message.content == "Simulated reply: Tell me about distributed systems lorem"
     assert choice.finish_reason == "stop"
     assert completion.usage is not None
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (
@@ -79,9 +77,7 @@ def test_plain_completion_is_deterministic_and_counts_tokens(
     (received,) = upstream.requests()
     assert received["path"] == "/v1/chat/completions"
     assert received["headers"]["authorization"] == "Bearer sk-upstream-test"
-    assert received["body"]["messages"] == [
-        {"role": "user", "content": "Tell me about distributed systems"}
-    ]
+    assert received["body"]["messages"] == [{"role": "user", "content": "Tell me about distributed systems"}]
 
 
 def test_streaming_with_include_usage_ends_with_a_usage_chunk(
@@ -97,11 +93,7 @@ def test_streaming_with_include_usage_ends_with_a_usage_chunk(
     chunks = list(stream)
 
     assert chunks[0].choices[0].delta.role == "assistant"
-    contents = [
-        c.choices[0].delta.content
-        for c in chunks[1:]
-        if c.choices and c.choices[0].delta.content
-    ]
+    contents = [c.choices[0].delta.content for c in chunks[1:] if c.choices and c.choices[0].delta.content]
     assert len(contents) == 20
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert all(c.usage is None for c in chunks[:-1])
@@ -130,7 +122,7 @@ def test_tool_call_streams_as_openai_deltas(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "user", "content": "What's the weather in Paris?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         stream=True,
     )
     chunks = list(stream)
@@ -139,10 +131,7 @@ def test_tool_call_streams_as_openai_deltas(client: openai.OpenAI) -> None:
     assert first_call is not None
     assert (first_call[0].index, first_call[0].type) == (0, "function")
     assert first_call[0].id is not None and first_call[0].id.startswith("call_")
-    assert (
-        first_call[0].function is not None
-        and first_call[0].function.name == "get_weather"
-    )
+    assert first_call[0].function is not None and first_call[0].function.name == "get_weather"
     fragments = [
         call.function.arguments
         for chunk in chunks[1:]
@@ -158,7 +147,7 @@ def test_tool_call_streams_as_openai_deltas(client: openai.OpenAI) -> None:
 def test_tool_result_is_quoted_in_the_answer(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model="gpt-4o",
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         messages=[
             {"role": "user", "content": "What's the weather in Paris?"},
             {
@@ -190,12 +179,8 @@ def test_scripted_500_is_consumed_once_for_its_model(
     upstream.script(model="gpt-4o", times=1, status=500, error_message="boom")
 
     with pytest.raises(openai.InternalServerError) as raised:
-        client.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]
-        )
-    ok = client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]
-    )
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+    ok = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
 
     assert raised.value.status_code == 500
     assert raised.value.body == {
