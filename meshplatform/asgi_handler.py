@@ -24,8 +24,9 @@ class MeshASGIHandler(ASGIHandler):
 
     Django 5.2 reads the whole body before `DATA_UPLOAD_MAX_MEMORY_SIZE` is checked and
     closes every response through `sync_to_async` (a thread hop per request). Closing in
-    the loop is safe because no sync `request_finished` receiver is connected (see
-    `MeshplatformConfig.ready`), and our responses hold no blocking closers.
+    the loop is safe: no sync `request_finished` receiver is connected (see
+    `MeshplatformConfig.ready`), and the closers Django adds (`request.close`, closing
+    in-memory uploads) do no blocking I/O.
     """
 
     async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -78,10 +79,7 @@ class MeshASGIHandler(ASGIHandler):
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
-            if response._resource_closers:
-                await sync_to_async(response.close)()
-            else:
-                response.close()
+            response.close()
         body_file.close()
 
     async def read_limited_body(self, scope: Scope, receive: Any) -> Any:
