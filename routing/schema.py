@@ -124,7 +124,7 @@ class ChatCompletionRequest(BaseModel):
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     response_format: dict[str, Any] | None = None
-    transforms: list[str] | None = None
+    transforms: list[Literal["middle-out"]] | None = None
     models: list[str] | None = None
     user: str | None = Field(default=None, max_length=256)
     modality: Literal["text", "image"] | None = None
@@ -154,9 +154,10 @@ class ChatCompletionRequest(BaseModel):
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
 
-# Fields that are Mesh's own and never reach an upstream.
+# Fields that are Mesh's own and never reach an upstream (`transforms` is left to the adapter:
+# OpenRouter applies it itself, Mesh applies it for the others).
 MESH_ONLY_FIELDS = frozenset(
-    {"template", "variables", "session_id", "models", "transforms", "async_mode", "timeout"}
+    {"template", "variables", "session_id", "models", "async_mode", "timeout"}
 )
 
 

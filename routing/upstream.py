@@ -69,7 +69,12 @@ def _transport_error(candidate: Candidate, error: httpx.HTTPError) -> UpstreamEr
 
 
 async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> Completion:
-    call = UpstreamCall(upstream_model=candidate.entry.upstream_name, body=body, stream=False)
+    call = UpstreamCall(
+        upstream_model=candidate.entry.upstream_name,
+        body=body,
+        stream=False,
+        context_window=candidate.entry.context_window,
+    )
     request = candidate.adapter.build_request(call)
     try:
         async with asyncio.timeout(timeout):
@@ -86,7 +91,12 @@ async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: fl
 
 
 async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> OpenStream:
-    call = UpstreamCall(upstream_model=candidate.entry.upstream_name, body=body, stream=True)
+    call = UpstreamCall(
+        upstream_model=candidate.entry.upstream_name,
+        body=body,
+        stream=True,
+        context_window=candidate.entry.context_window,
+    )
     request = candidate.adapter.build_request(call)
     client = get_http_client()
     response: httpx.Response | None = None

@@ -25,6 +25,7 @@ class UpstreamCall:
     upstream_model: str
     body: dict[str, Any]
     stream: bool
+    context_window: int
 
 
 @dataclass(frozen=True, slots=True)

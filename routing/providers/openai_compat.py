@@ -17,13 +17,18 @@ from routing.providers.base import (
     UpstreamRequest,
     usage_from_openai,
 )
+from routing.transforms import transforms_apply
 
 
 class OpenAICompatibleAdapter(ProviderAdapter):
     """Forwards the body as is (unknown fields included), with the upstream's model name."""
 
+    def upstream_body(self, call: UpstreamCall) -> dict[str, Any]:
+        """OpenAI and most compatible servers do not know OpenRouter's transforms: Mesh applies them."""
+        return transforms_apply(call.body, context_window=call.context_window)
+
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
-        body = {**call.body, "model": call.upstream_model}
+        body = {**self.upstream_body(call), "model": call.upstream_model}
         if call.stream:
             # Always ask for the usage chunk: streamed requests are billed from it.
             body["stream"] = True
@@ -81,3 +86,10 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                     retryable=False,
                 )
             yield chunk
+
+
+class OpenRouterAdapter(OpenAICompatibleAdapter):
+    """OpenRouter applies `transforms` itself, so they are forwarded untouched."""
+
+    def upstream_body(self, call: UpstreamCall) -> dict[str, Any]:
+        return call.body

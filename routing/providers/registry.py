@@ -7,11 +7,11 @@ from functools import cache
 from django.conf import settings
 
 from routing.providers.base import ProviderAdapter
-from routing.providers.openai_compat import OpenAICompatibleAdapter
+from routing.providers.openai_compat import OpenAICompatibleAdapter, OpenRouterAdapter
 
 ADAPTER_CLASSES: dict[str, type[ProviderAdapter]] = {
     "openai": OpenAICompatibleAdapter,
-    "openrouter": OpenAICompatibleAdapter,
+    "openrouter": OpenRouterAdapter,
 }
 
 
