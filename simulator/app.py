@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from simulator import openai_api
+from simulator import anthropic_api, gemini_api, openai_api
 from simulator.asgi import (
     ASGIApp,
     Exchange,
@@ -20,9 +20,33 @@ from simulator.asgi import (
     read_body,
     send_json,
 )
-from simulator.faults import FaultError, ScriptBook, resolve_fault
+from simulator.faults import Fault, FaultError, ScriptBook, resolve_fault
 
 REQUEST_LOG_SIZE = 200
+
+
+class ProviderApi(Protocol):
+    """What each provider module (`openai_api`, `anthropic_api`, `gemini_api`) offers the router."""
+
+    def auth_problem(self, exchange: Exchange) -> tuple[int, str] | None: ...
+
+    def model_of(self, exchange: Exchange, body: Any) -> str | None: ...
+
+    async def handle(self, exchange: Exchange, body: Any, fault: Fault) -> None: ...
+
+    async def send_error(self, exchange: Exchange, status: int, message: str) -> None: ...
+
+
+def api_for(path: str) -> ProviderApi:
+    if path.startswith("/v1beta/"):
+        return gemini_api
+    if path == "/v1/messages":
+        return anthropic_api
+    return openai_api
+
+
+def _is_completion_path(path: str) -> bool:
+    return path in {"/v1/chat/completions", "/v1/messages"} or gemini_api.split_path(path) is not None
 
 
 class _HideDroppedStreams(logging.Filter):
@@ -70,42 +94,31 @@ class Simulator:
         await self.provider(exchange, scope["method"])
 
     async def provider(self, exchange: Exchange, method: str) -> None:
+        api = api_for(exchange.path)
         try:
             body: Any = orjson.loads(exchange.raw_body) if exchange.raw_body else None
         except orjson.JSONDecodeError:
-            body = exchange.raw_body.decode("utf-8", "replace")
-            self._record(exchange, method, body)
-            await openai_api.send_error(exchange, 400, "We could not parse the JSON body of your request.")
+            self._record(exchange, method, exchange.raw_body.decode("utf-8", "replace"))
+            await api.send_error(exchange, 400, "We could not parse the JSON body of your request.")
             return
         self._record(exchange, method, body)
-        path = exchange.path
-        if path == "/v1/chat/completions" and method == "POST":
-            await self.openai_chat(exchange, body)
-        elif path == "/v1/models" and method == "GET":
+        if method == "GET" and exchange.path == "/v1/models":
             await openai_api.list_models(exchange)
-        else:
-            await openai_api.send_error(
-                exchange,
-                404,
-                f"Unknown request URL: {method} {path}.",
-                code="unknown_url",
-            )
-
-    async def openai_chat(self, exchange: Exchange, body: Any) -> None:
-        if not exchange.bearer_token():
-            await openai_api.send_error(exchange, 401, "You didn't provide an API key.")
             return
-        model = body.get("model") if isinstance(body, dict) else None
+        if method != "POST" or not _is_completion_path(exchange.path):
+            await api.send_error(exchange, 404, f"Unknown request URL: {method} {exchange.path}.")
+            return
+        problem = api.auth_problem(exchange)
+        if problem is not None:
+            await api.send_error(exchange, *problem)
+            return
+        mock = body.get("mock") if isinstance(body, dict) else None
         try:
-            fault = resolve_fault(
-                self.book,
-                model if isinstance(model, str) else None,
-                body.get("mock") if isinstance(body, dict) else None,
-            )
+            fault = resolve_fault(self.book, api.model_of(exchange, body), mock)
         except FaultError as error:
-            await openai_api.send_error(exchange, 400, f"Simulator: {error}", "mock")
+            await api.send_error(exchange, 400, f"Simulator: {error}")
             return
-        await openai_api.chat_completions(exchange, body, fault)
+        await api.handle(exchange, body, fault)
 
     def _record(self, exchange: Exchange, method: str, body: Any) -> None:
         exchange.log_entry = {

@@ -26,6 +26,7 @@ class Dialect(Protocol):
     """One provider's wire format; `headers` are the ones it adds to every answer (request ids and such)."""
 
     headers: Headers
+    stream_headers: Headers  # content type of a streamed answer
 
     def error(self, status: int, message: str) -> bytes: ...
 
@@ -86,7 +87,7 @@ async def serve(
     await stream_frames(
         exchange,
         dialect.stream(reply),
-        SSE_HEADERS + dialect.headers,
+        dialect.stream_headers + dialect.headers,
         chunk_delay_s=fault.chunk_delay_ms / 1000,
         drop_after_chunks=fault.drop_after_chunks,
     )

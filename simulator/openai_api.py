@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from simulator.asgi import Exchange, Headers, StreamScript, send_json
+from simulator.asgi import SSE_HEADERS, Exchange, Headers, StreamScript, send_json
 from simulator.engine import serve
 from simulator.faults import Fault
 from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, plan_reply
@@ -82,15 +82,25 @@ async def send_error(
 
 
 async def list_models(exchange: Exchange) -> None:
-    if not exchange.bearer_token():
-        await send_error(exchange, 401, "You didn't provide an API key.")
+    problem = auth_problem(exchange)
+    if problem is not None:
+        await send_error(exchange, *problem)
         return
     data = [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in MODELS]
     await send_json(exchange.send, 200, {"object": "list", "data": data}, request_headers())
 
 
-async def chat_completions(exchange: Exchange, body: Any, fault: Fault) -> None:
-    """Called after the app has parsed the body and resolved the fault; validates like OpenAI, then serves."""
+def auth_problem(exchange: Exchange) -> tuple[int, str] | None:
+    return None if exchange.bearer_token() else (401, "You didn't provide an API key.")
+
+
+def model_of(exchange: Exchange, body: Any) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
+    """`POST /v1/chat/completions`, authenticated and its fault resolved: validate like OpenAI, then serve."""
     try:
         prompt = parse_prompt(body)
     except RequestError as error:
@@ -211,6 +221,7 @@ class OpenAIDialect:
         self.id = "chatcmpl-" + secrets.token_hex(14)
         self.created = int(time.time())
         self.headers = request_headers()
+        self.stream_headers = SSE_HEADERS
 
     def error(self, status: int, message: str) -> bytes:
         return orjson.dumps(error_payload(status, message))

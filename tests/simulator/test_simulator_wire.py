@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -261,3 +262,53 @@ def test_models_list_has_openai_shape(client: openai.OpenAI) -> None:
     models = client.models.list()
 
     assert "gpt-4o" in {m.id for m in models.data}
+
+
+def test_client_disconnect_shows_in_the_request_log(upstream: SimulatorServer) -> None:
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{upstream.openai_base_url}/chat/completions",
+            headers={"Authorization": "Bearer sk-x"},
+            json={
+                "model": "gpt-4o",
+                "stream": True,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "mock": {"chunks": 50, "chunk_delay_ms": 40},
+            },
+        ) as response,
+    ):
+        next(response.iter_bytes())
+
+    deadline = time.monotonic() + 5
+    while upstream.requests()[-1]["outcome"] != "client_disconnected" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.requests()[-1]["outcome"] == "client_disconnected"
+    assert upstream.requests()[-1]["chunks_sent"] < 50
+
+
+def test_rule_without_model_applies_to_any_model_until_reset(
+    client: openai.OpenAI, upstream: SimulatorServer
+) -> None:
+    upstream.script(model=None, times=None, status=503)
+
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+    upstream.reset()
+
+    assert client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]
+    ).choices
+
+
+def test_unknown_mock_key_is_a_400_naming_it(upstream: SimulatorServer) -> None:
+    response = httpx.post(
+        f"{upstream.openai_base_url}/chat/completions",
+        headers={"Authorization": "Bearer sk-x"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "mock": {"chunk": 3}},
+    )
+
+    assert response.status_code == 400
+    assert "chunk" in response.json()["error"]["message"]
