@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from keys.auth import api_key_authenticate
-from keys.limits import RateLimitState, rate_limit_check
+from keys.limits import UNLIMITED, RateLimitState, rate_limit_check
 from keys.spend import spend_add, spend_cap_check, spend_reserve
 from keys.types import ResolvedKey
 from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
@@ -32,7 +32,6 @@ from usage.types import TokenUsage, UsageEventData
 
 async def chat_completion(http: HttpRequest) -> HttpResponseBase:
     key = await api_key_authenticate(authorization=http.headers.get("Authorization"))
-    limits = await rate_limit_check(key=key)
     event = UsageEventData(
         request_id=request_id_of(http),
         tenant_id=key.tenant_id,
@@ -40,7 +39,8 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
         model_requested="",
         started_at=time.time(),
     )
-    async with ledger_entry(event, key, limits) as ledger:
+    async with ledger_entry(event, key) as ledger:
+        ledger.limits = await rate_limit_check(key=key)
         await spend_cap_check(key=key)
         chat, raw = parse_chat_request(json_body(http))
         event.session_id = chat.session_id
@@ -54,7 +54,7 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
         body = upstream_body(raw, chat, template)
         timeout = chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
         await reserve_worst_case(event, key, candidates, body, timeout)
-        attempts: list[Attempt] = []
+        attempts = ledger.attempts
         if chat.stream:
             stream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
             served(event, stream.candidate, attempts, streamed=True)
@@ -68,7 +68,7 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
                     timeout=timeout,
                     on_finish=lambda: bill(event, key, stream.candidate),
                 ),
-                limits,
+                ledger.limits,
             )
         candidate, completion = await complete_with_fallback(
             candidates, body, timeout=timeout, attempts=attempts
@@ -77,29 +77,43 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
         event.tokens = completion.usage
         event.cost_usd = candidate.entry.cost(completion.usage)
         completion.payload["model"] = candidate.entry.model_id
-        return json_response(completion.payload, limits)
+        return json_response(completion.payload, ledger.limits)
 
 
 class Ledger:
-    deferred = False
+    """What the ledger entry learns inside the block: the rate-limit headers, the upstream tries,
+    and whether a stream took over the billing."""
+
+    def __init__(self) -> None:
+        self.deferred = False
+        self.limits: RateLimitState = UNLIMITED
+        self.attempts: list[Attempt] = []
+
+    def failed(self, event: UsageEventData, status: int, code: str) -> None:
+        event.http_status, event.error_code = status, code
+        event.attempts = event.attempts or [attempt.as_dict() for attempt in self.attempts]
 
 
 @asynccontextmanager
-async def ledger_entry(
-    event: UsageEventData, key: ResolvedKey, limits: RateLimitState
-) -> AsyncIterator[Ledger]:
-    """Bills and records `event` exactly once when the block ends, unless a stream took it over."""
+async def ledger_entry(event: UsageEventData, key: ResolvedKey) -> AsyncIterator[Ledger]:
+    """Bills and records `event` exactly once when the block ends, however it ends, unless a
+    stream took it over (then the relay does, before the stream's last byte)."""
     ledger = Ledger()
     try:
         yield ledger
     except GatewayError as error:
-        error.extra_headers.update(limits.headers())
-        event.http_status, event.error_code = error.http_status, error.code
+        error.extra_headers.update(ledger.limits.headers())
+        ledger.failed(event, error.http_status, error.code)
         await record(event, key)
         raise
     except asyncio.CancelledError:  # the client left before the answer: release any hold, record it
-        event.http_status, event.error_code, event.cancelled = 499, "client_disconnected", True
+        ledger.failed(event, 499, "client_disconnected")
+        event.cancelled = True
         await asyncio.shield(record(event, key))
+        raise
+    except Exception:  # a bug of ours: still one ledger entry (500), then the 500 handler
+        ledger.failed(event, 500, "internal_error")
+        await record(event, key)
         raise
     if not ledger.deferred:
         await record(event, key)

@@ -61,12 +61,29 @@ async def relay_stream(
     timeout: float,
     on_finish: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
-    """The SSE body; `on_finish` bills and records once, however the stream ends."""
+    """The SSE body; `on_finish` bills and records once, however the stream ends: before the
+    final `[DONE]` (so the ledger entry is durable before the client sees the end), or when the
+    client disconnects."""
     model = stream.candidate.entry.model_id
     chunk_id, created = "", int(time.time())
     content_chunks = 0
     usage: TokenUsage | None = None
-    completed = False
+    completed = settled = False
+
+    async def settle() -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        if not completed and event.error_code is None:
+            event.cancelled = True
+            event.error_code = "client_disconnected"
+            event.http_status = 499
+        event.tokens = usage or _estimated_usage(prompt_tokens_estimate, content_chunks)
+        event.tokens_estimated = usage is None
+        await stream.response.aclose()
+        await on_finish()
+
     try:
         chunk: dict[str, Any] | None = stream.first_chunk
         while chunk is not None:
@@ -89,15 +106,18 @@ async def relay_stream(
             yield sse_event(chunk)
             chunk = await anext(stream.rest, None)
         completed = True
+        await settle()
         yield DONE
     except GatewayError as error:
         event.http_status, event.error_code = error.http_status, error.code
         yield sse_event(error_chunk(error, chunk_id=chunk_id, created=created, model=model))
+        await settle()
         yield DONE
     except httpx.TimeoutException:
         error = timeout_error(stream.candidate, timeout)
         event.http_status, event.error_code = error.http_status, error.code
         yield sse_event(error_chunk(error, chunk_id=chunk_id, created=created, model=model))
+        await settle()
         yield DONE
     except httpx.HTTPError as failure:
         error = UpstreamError(
@@ -107,13 +127,8 @@ async def relay_stream(
         )
         event.http_status, event.error_code = error.http_status, error.code
         yield sse_event(error_chunk(error, chunk_id=chunk_id, created=created, model=model))
+        await settle()
         yield DONE
     finally:
         # Runs on normal end, on errors and when the client disconnects (cancellation or aclose).
-        if not completed and event.error_code is None:
-            event.cancelled = True
-            event.error_code = "client_disconnected"
-            event.http_status = 499
-        event.tokens = usage or _estimated_usage(prompt_tokens_estimate, content_chunks)
-        await stream.response.aclose()
-        await on_finish()
+        await settle()

@@ -1,4 +1,4 @@
-"""The usage ledger: one event per request, and the daily rollups reports read."""
+"""The usage ledger: one event per request, the daily rollups reports read, and stale rollup slices."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from keys.models import ApiKey, Tenant
 
 
 class UsageEvent(models.Model):
+    """One authenticated request, whatever its outcome; `request_id` is unique, so it is written once."""
+
     request_id = models.CharField(max_length=40, unique=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
@@ -17,25 +19,88 @@ class UsageEvent(models.Model):
     model_requested = models.CharField(max_length=200, blank=True, default="")
     model_served = models.CharField(max_length=200, blank=True, default="")
     provider = models.CharField(max_length=20, blank=True, default="")
-    attempts = models.JSONField(default=list, blank=True)
+    attempts = models.JSONField(default=list, blank=True, help_text="Every upstream try, fallbacks included.")
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=18, decimal_places=9, default=0)
+    tokens_estimated = models.BooleanField(
+        default=False,
+        help_text="The stream was cut off before the upstream reported usage: tokens estimated.",
+    )
+    cost_usd = models.DecimalField(
+        max_digits=18, decimal_places=9, default=0, help_text="At the catalog prices of the request's time."
+    )
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     http_status = models.PositiveSmallIntegerField()
     error_code = models.CharField(max_length=40, blank=True, default="")
     streamed = models.BooleanField(default=False)
-    cancelled = models.BooleanField(default=False)
+    cancelled = models.BooleanField(default=False, help_text="The client went away before the answer ended.")
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # Rollup recompute and tenant-scoped listings: one tenant's events in a time range.
             models.Index(fields=["tenant", "created_at"]),
+            # Session detail within a tenant (the API's session filter, tenant admins).
             models.Index(fields=["tenant", "session_id", "created_at"]),
+            # Finance's admin search by session id across tenants.
+            models.Index(fields=["session_id"], name="usage_event_session_idx"),
         ]
+        permissions = [("view_all_tenants_usage", "Can view the usage of every tenant")]
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class UsageDailyRollup(models.Model):
+    """Events summed per UTC day × tenant × key × session_id × model; recomputed whole per (day, tenant)."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
+    session_id = models.CharField(max_length=256, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="", help_text="Served, else asked.")
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=22, decimal_places=9, default=0)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [
+            # Also the index of the reports' main query: one tenant, a day range.
+            models.UniqueConstraint(
+                fields=["tenant", "day", "api_key", "session_id", "model"], name="usage_rollup_slice_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["day"], name="usage_rollup_day_idx"),
+            models.Index(fields=["tenant", "session_id", "day"], name="usage_rollup_session_idx"),
+            models.Index(fields=["api_key", "day"], name="usage_rollup_key_idx"),
+        ]
+
+
+class UsageRollupStale(models.Model):
+    """A (day, tenant) whose rollups no longer match its events. Each write of events bumps
+    `generation`; the aggregator removes the row only if the generation it summed is still current."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    generation = models.BigIntegerField(default=1)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "tenant"], name="usage_stale_slice_unique")]
+
+
+class UsageReport(UsageDailyRollup):
+    """The finance report page in the admin (a proxy: it gives the page an admin entry and permissions)."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ("view",)
+        permissions = [("export_usage_csv", "Can export usage events as CSV")]
+        verbose_name = "usage report"

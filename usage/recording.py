@@ -1,48 +1,91 @@
-"""Recording usage events from the pipeline."""
+"""Recording usage events from the pipeline: write-ahead to a Redis stream, flushed to PostgreSQL later.
+
+Why this design. The ledger must not slow the client's response and must not lose an event
+when a web process dies after the upstream answered. So the pipeline awaits exactly one
+Redis round trip, an XADD of the encoded event, before the response's last byte leaves
+(before a JSON answer is returned; before `[DONE]` or the error chunk of a stream). Once
+XADD returned, the event no longer depends on the web process: `usage.flushing` (a Celery
+task on beat, every MESH_USAGE_FLUSH_INTERVAL_S) reads the stream through a consumer group,
+bulk-inserts with ON CONFLICT (request_id) DO NOTHING, then XACKs and XDELs. A flusher killed
+between its insert and its XACK leaves the entries pending; another one takes them over
+with XAUTOCLAIM and inserts them again, which the unique request_id turns into a no-op. So
+an event is written at least once to the stream and exactly once to the table.
+
+The alternatives were worse on one side or the other: a synchronous INSERT costs the request
+a thread hop and a database round trip (and PostgreSQL's latency tail); an asyncio task
+after the response is lost with the process; a Celery message per request costs more CPU
+than an XADD and still needs the same idempotence.
+
+Durability is Redis's: run it with `appendonly yes` (appendfsync everysec) in production.
+When Redis is unreachable the event goes straight to PostgreSQL from a background task (off
+the request path, in the executor's threads); for MESH_USAGE_REDIS_RETRY_S after a failure
+Redis is not tried again, so an outage does not cost every request a connect timeout.
+
+MESH_USAGE_RECORDING=off skips all of this; it exists only so `make bench` can measure the
+hot path with and without the ledger. Never run production with it off: nothing is billed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from datetime import UTC, datetime
+
+from django.conf import settings
+from redis.exceptions import RedisError
 
 from meshplatform.db import db_call
-from usage.models import UsageEvent
+from meshplatform.redis import OutageLog, get_redis
+from usage.codec import event_encode
+from usage.store import usage_events_store
 from usage.types import UsageEventData
 
+logger = logging.getLogger(__name__)
+outage = OutageLog("the usage ledger stream")
 
-def _row(event: UsageEventData) -> UsageEvent:
-    return UsageEvent(
-        request_id=event.request_id,
-        tenant_id=event.tenant_id,
-        api_key_id=event.key_id,
-        session_id=event.session_id or "",
-        template_id=event.template_id or "",
-        template_version=event.template_version,
-        model_requested=event.model_requested,
-        model_served=event.model_served or "",
-        provider=event.provider or "",
-        attempts=event.attempts,
-        prompt_tokens=event.tokens.prompt_tokens,
-        completion_tokens=event.tokens.completion_tokens,
-        cached_tokens=event.tokens.cached_tokens,
-        cost_usd=event.cost_usd,
-        latency_ms=event.latency_ms,
-        ttft_ms=event.ttft_ms,
-        http_status=event.http_status,
-        error_code=event.error_code or "",
-        streamed=event.streamed,
-        cancelled=event.cancelled,
-        created_at=datetime.fromtimestamp(event.started_at, UTC),
-    )
+# One hash tag for every ledger key, so they share a slot on Redis Cluster.
+STREAM = "{mesh:usage}:events"
+DEAD_LETTERS = "{mesh:usage}:dead"
+PAYLOAD_FIELD = b"e"
 
-
-@db_call
-def _insert(event: UsageEventData) -> None:
-    UsageEvent.objects.bulk_create([_row(event)], ignore_conflicts=True)
+_redis_failed_at = 0.0
+_background: set[asyncio.Task[None]] = set()
 
 
 async def usage_record(*, event: UsageEventData) -> None:
-    """Write the request's ledger entry (once: request_id is unique)."""
+    """Make the request's ledger entry durable: one XADD, or a background insert if Redis is down."""
+    if not settings.MESH_USAGE_RECORDING:
+        return
     if event.latency_ms is None:
         event.latency_ms = int((time.time() - event.started_at) * 1000)
-    await _insert(event)
+    payload = event_encode(event)
+    if time.monotonic() - _redis_failed_at >= settings.MESH_USAGE_REDIS_RETRY_S:
+        try:
+            await get_redis().xadd(STREAM, {PAYLOAD_FIELD: payload})
+        except (RedisError, OSError) as error:
+            _redis_down(error)
+        else:
+            outage.recovered()
+            return
+    task = asyncio.get_running_loop().create_task(_insert_directly(event))
+    _background.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(_background.discard)
+
+
+def _redis_down(error: Exception) -> None:
+    global _redis_failed_at
+    _redis_failed_at = time.monotonic()
+    outage.failed(error)
+
+
+_store = db_call(usage_events_store)
+
+
+async def _insert_directly(event: UsageEventData) -> None:
+    try:
+        result = await _store(events=[event])
+    except Exception:  # both Redis and PostgreSQL failed: the log line is the last copy of the event
+        logger.exception("usage event LOST (Redis and database down): %s", event_encode(event).decode())
+        return
+    if result.rejected:
+        logger.error("usage event refused by the database: %s", event_encode(event).decode())

@@ -1,5 +1,21 @@
-"""Celery tasks of the usage app."""
+"""Celery tasks of the usage app: flush the write-ahead stream, recompute stale daily rollups."""
 
 from __future__ import annotations
 
+from celery import shared_task
+
+from usage.flushing import usage_stream_flush
+from usage.rollups import usage_rollups_refresh
 from usage.spend_rebuild import spend_counters_rebuild_task  # noqa: F401
+
+
+@shared_task(name="usage.flush", ignore_result=True)
+def usage_flush() -> int:
+    """On beat every MESH_USAGE_FLUSH_INTERVAL_S; overlapping runs share the work (consumer group)."""
+    return usage_stream_flush().read
+
+
+@shared_task(name="usage.rollups_refresh", ignore_result=True)
+def usage_rollups_recompute() -> int:
+    """On beat every MESH_USAGE_ROLLUP_INTERVAL_S; safe to run twice or after a killed run."""
+    return usage_rollups_refresh()

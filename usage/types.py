@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class UsageEventData:
     provider: str | None = None
     attempts: list[dict[str, object]] = field(default_factory=list)
     tokens: TokenUsage = field(default_factory=TokenUsage)
+    # True when the upstream's own count never arrived (stream cut off) and the relay estimated it.
+    tokens_estimated: bool = False
     cost_usd: Decimal = Decimal(0)
     latency_ms: int | None = None
     ttft_ms: int | None = None
@@ -42,3 +46,53 @@ class UsageEventData:
     error_code: str | None = None
     streamed: bool = False
     cancelled: bool = False
+
+
+GroupBy = Literal["day", "session_id", "key", "model"]
+GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("day", "session_id", "key", "model")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """What a report covers: a tenant (None = every tenant, finance only), an inclusive date range."""
+
+    tenant_id: int | None
+    date_from: dt.date
+    date_to: dt.date
+    session_id: str | None = None
+    key_id: int | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    """One row of a grouped report: the group's value (a day, session id, key or model) and its totals."""
+
+    value: str
+    totals: UsageTotals
+    key_prefix: str | None = None
+    key_name: str | None = None
+    tenant_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    filter: UsageFilter
+    group_by: str
+    totals: UsageTotals
+    groups: list[UsageGroup]
+    group_count: int

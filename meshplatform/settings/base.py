@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -97,7 +98,34 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+
+# Usage ledger (usage/recording.py): events are written ahead to a Redis stream, flushed to
+# PostgreSQL by a beat task, and summed into daily rollups by another.
+_usage_recording = env.str("MESH_USAGE_RECORDING", default="on").strip().lower()
+if _usage_recording not in ("on", "off"):
+    raise ImproperlyConfigured(f"MESH_USAGE_RECORDING must be 'on' or 'off', not {_usage_recording!r}")
+# "off" exists only for `make bench` (hot path with vs without the ledger); nothing is billed then.
+MESH_USAGE_RECORDING = _usage_recording == "on"
+MESH_USAGE_FLUSH_INTERVAL_S = env.float("MESH_USAGE_FLUSH_INTERVAL_S", default=1.0)
+MESH_USAGE_FLUSH_BATCH = env.int("MESH_USAGE_FLUSH_BATCH", default=1000)
+MESH_USAGE_FLUSH_BUDGET_S = env.float("MESH_USAGE_FLUSH_BUDGET_S", default=10.0)
+MESH_USAGE_CLAIM_IDLE_S = env.float("MESH_USAGE_CLAIM_IDLE_S", default=60.0)
+MESH_USAGE_REDIS_RETRY_S = env.float("MESH_USAGE_REDIS_RETRY_S", default=1.0)
+MESH_USAGE_ROLLUP_INTERVAL_S = env.float("MESH_USAGE_ROLLUP_INTERVAL_S", default=30.0)
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Usage events from the Redis write-ahead stream into PostgreSQL; stale runs expire unrun.
+    "usage-flush": {
+        "task": "usage.flush",
+        "schedule": MESH_USAGE_FLUSH_INTERVAL_S,
+        "options": {"expires": max(5.0, 5 * MESH_USAGE_FLUSH_INTERVAL_S)},
+    },
+    # Daily rollups recomputed for every (day, tenant) that received events since the last run.
+    "usage-rollups-refresh": {
+        "task": "usage.rollups_refresh",
+        "schedule": MESH_USAGE_ROLLUP_INTERVAL_S,
+        "options": {"expires": max(30.0, 2 * MESH_USAGE_ROLLUP_INTERVAL_S)},
+    },
     # Keys' last-use times live in Redis on the hot path; this writes them to the database.
     "keys-flush-last-used": {"task": "keys.flush_last_used", "schedule": 60.0},
     # Heals spend counters after a Redis flush or outage (raises them to the ledger's totals).

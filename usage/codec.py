@@ -1,0 +1,119 @@
+"""The ledger's wire format: a usage event as write-ahead stream bytes, and as a database row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from usage.models import UsageEvent
+from usage.types import TokenUsage, UsageEventData
+
+FORMAT_VERSION = 1
+
+
+class UndecodableEvent(ValueError):
+    """A stream entry that is not a usage event this code can read (kept aside, never retried forever)."""
+
+
+def event_encode(event: UsageEventData) -> bytes:
+    """Compact JSON; the cost travels as a decimal string so no float ever touches money."""
+    tokens = event.tokens
+    return orjson.dumps(
+        {
+            "v": FORMAT_VERSION,
+            "request_id": event.request_id,
+            "tenant_id": event.tenant_id,
+            "key_id": event.key_id,
+            "session_id": event.session_id,
+            "template_id": event.template_id,
+            "template_version": event.template_version,
+            "model_requested": event.model_requested,
+            "model_served": event.model_served,
+            "provider": event.provider,
+            "attempts": event.attempts,
+            "tokens": [tokens.prompt_tokens, tokens.completion_tokens, tokens.cached_tokens],
+            "tokens_estimated": event.tokens_estimated,
+            "cost_usd": str(event.cost_usd),
+            "latency_ms": event.latency_ms,
+            "ttft_ms": event.ttft_ms,
+            "http_status": event.http_status,
+            "error_code": event.error_code,
+            "streamed": event.streamed,
+            "cancelled": event.cancelled,
+            "started_at": event.started_at,
+        }
+    )
+
+
+def event_decode(raw: bytes) -> UsageEventData:
+    try:
+        data: dict[str, Any] = orjson.loads(raw)
+        if data.get("v") != FORMAT_VERSION:
+            raise UndecodableEvent(f"unknown usage event format {data.get('v')!r}")
+        prompt, completion, cached = data["tokens"]
+        return UsageEventData(
+            request_id=data["request_id"],
+            tenant_id=int(data["tenant_id"]),
+            key_id=int(data["key_id"]),
+            model_requested=data["model_requested"] or "",
+            started_at=float(data["started_at"]),
+            session_id=data["session_id"],
+            template_id=data["template_id"],
+            template_version=data["template_version"],
+            model_served=data["model_served"],
+            provider=data["provider"],
+            attempts=list(data["attempts"] or []),
+            tokens=TokenUsage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached),
+            tokens_estimated=bool(data["tokens_estimated"]),
+            cost_usd=Decimal(data["cost_usd"]),
+            latency_ms=data["latency_ms"],
+            ttft_ms=data["ttft_ms"],
+            http_status=int(data["http_status"]),
+            error_code=data["error_code"],
+            streamed=bool(data["streamed"]),
+            cancelled=bool(data["cancelled"]),
+        )
+    except UndecodableEvent:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, ArithmeticError) as error:
+        raise UndecodableEvent(f"{type(error).__name__}: {error}") from error
+
+
+def _text(value: str | None, limit: int) -> str:
+    return (value or "")[:limit]
+
+
+def _count(value: int | None) -> int | None:
+    """Token and millisecond columns are unsigned 32-bit in PostgreSQL; clamp instead of failing a batch."""
+    return None if value is None else max(0, min(int(value), 2_147_483_647))
+
+
+def event_row(event: UsageEventData) -> UsageEvent:
+    tokens = event.tokens
+    return UsageEvent(
+        request_id=event.request_id[:40],
+        tenant_id=event.tenant_id,
+        api_key_id=event.key_id,
+        session_id=_text(event.session_id, 256),
+        template_id=_text(event.template_id, 64),
+        template_version=event.template_version,
+        model_requested=_text(event.model_requested, 200),
+        model_served=_text(event.model_served, 200),
+        provider=_text(event.provider, 20),
+        attempts=event.attempts,
+        prompt_tokens=_count(tokens.prompt_tokens),
+        completion_tokens=_count(tokens.completion_tokens),
+        cached_tokens=_count(tokens.cached_tokens),
+        tokens_estimated=event.tokens_estimated,
+        cost_usd=event.cost_usd,
+        latency_ms=_count(event.latency_ms),
+        ttft_ms=_count(event.ttft_ms),
+        http_status=event.http_status,
+        error_code=_text(event.error_code, 40),
+        streamed=event.streamed,
+        cancelled=event.cancelled,
+        created_at=datetime.fromtimestamp(event.started_at, UTC),
+    )

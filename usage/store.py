@@ -1,0 +1,72 @@
+"""Writing usage events to PostgreSQL: idempotent bulk inserts that mark their (day, tenant) rollups stale."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from django.db import DataError, IntegrityError, connection, transaction
+
+from usage.codec import event_row
+from usage.models import UsageEvent, UsageRollupStale
+from usage.types import UsageEventData
+
+logger = logging.getLogger(__name__)
+
+# Sorted slices, so concurrent writers lock stale rows in one order and never deadlock.
+STALE = UsageRollupStale._meta.db_table
+_MARK_STALE_SQL = (
+    f"INSERT INTO {STALE} (day, tenant_id, generation) VALUES {{values}} "
+    f"ON CONFLICT (day, tenant_id) DO UPDATE SET generation = {STALE}.generation + 1"
+)
+
+
+@dataclass(slots=True)
+class StoreResult:
+    stored: int = 0
+    rejected: list[UsageEventData] = field(default_factory=list)
+
+
+def event_day(event: UsageEventData) -> date:
+    return datetime.fromtimestamp(event.started_at, UTC).date()
+
+
+def _mark_stale(slices: set[tuple[date, int]]) -> None:
+    ordered = sorted(slices)
+    values = ", ".join(["(%s, %s, 1)"] * len(ordered))
+    params = [item for pair in ordered for item in pair]
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_STALE_SQL.format(values=values), params)
+
+
+def _insert(events: list[UsageEventData]) -> None:
+    """One transaction: the events (a request_id already present is skipped) and their stale marks."""
+    with transaction.atomic():
+        rows = [event_row(event) for event in sorted(events, key=lambda e: e.request_id)]
+        UsageEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        _mark_stale({(event_day(event), event.tenant_id) for event in events})
+
+
+def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
+    """Store `events` exactly once each, however many times they are handed in.
+
+    A batch the database refuses for its data (say, a key deleted before its event was flushed)
+    is retried one event at a time, so one bad event is set aside instead of blocking every
+    other one. Any other database error propagates: the caller keeps the events and retries.
+    """
+    if not events:
+        return StoreResult()
+    try:
+        _insert(events)
+        return StoreResult(stored=len(events))
+    except (IntegrityError, DataError) as error:  # the data, not the database: find the culprit
+        if len(events) == 1:
+            logger.error("usage event %s refused by the database: %s", events[0].request_id, error)
+            return StoreResult(rejected=list(events))
+    result = StoreResult()
+    for event in events:
+        single = usage_events_store(events=[event])
+        result.stored += single.stored
+        result.rejected += single.rejected
+    return result
