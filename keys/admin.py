@@ -1,32 +1,180 @@
-"""Admin for tenants and keys."""
+"""Admin for tenants and keys: plaintext shown once on creation and rotation, never listed or stored."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from keys.admin_scoping import TenantScopedAdminMixin, admin_tenant_of
 from keys.models import ApiKey, Tenant
+from keys.services import (
+    CreatedKey,
+    api_key_delete,
+    api_key_issue,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_save,
+    tenant_save,
+    tenant_suspend,
+)
+
+CREATED_TEMPLATE = "admin/keys/apikey/key_created.html"
+ROTATE_TEMPLATE = "admin/keys/apikey/rotate.html"
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Platform operators only: tenant admins never see the list of tenants."""
+
     list_display = ["name", "suspended", "spend_cap_usd", "spend_cap_period", "hard_cap", "created_at"]
     search_fields = ["name"]
+    actions = ["suspend", "reinstate"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        tenant_save(tenant=obj)
+
+    @admin.action(description="Suspend selected tenants (every key gets 403)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            tenant_suspend(tenant=tenant, suspended=True)
+        self.message_user(request, f"Suspended {len(queryset)} tenant(s).", messages.SUCCESS)
+
+    @admin.action(description="Reinstate selected tenants")
+    def reinstate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            tenant_suspend(tenant=tenant, suspended=False)
+        self.message_user(request, f"Reinstated {len(queryset)} tenant(s).", messages.SUCCESS)
+
+
+class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ApiKey
+        exclude = ["key_hash"]
+
+    def clean_allowed_models(self) -> list[str]:
+        models = self.cleaned_data.get("allowed_models") or []
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise forms.ValidationError('A JSON list of model ids, e.g. ["openai/gpt-4o-mini"].')
+        return models
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for limit in ("rpm", "rpd"):
+            if data.get(limit) == 0:
+                self.add_error(limit, "Leave empty for no limit; a limit is at least 1.")
+        return data
+
+
+class RotateForm(forms.Form):
+    grace_minutes = forms.IntegerField(
+        min_value=0,
+        initial=0,
+        help_text="How long the old key keeps working (0 = revoked at once).",
+    )
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(TenantScopedAdminMixin):
+    form = ApiKeyForm
     list_display = [
-        "name",
-        "prefix",
-        "tenant",
-        "is_active",
-        "revoked_at",
-        "expires_at",
-        "rpm",
-        "rpd",
+        "name", "prefix", "tenant", "status", "expires_at", "rpm", "rpd", "spend_cap_usd", "hard_cap",
         "last_used_at",
-    ]
-    list_filter = ["tenant", "is_active"]
+    ]  # fmt: skip
     search_fields = ["name", "prefix"]
-    readonly_fields = ["prefix", "last_used_at", "created_at"]
-    exclude = ["key_hash"]
+    actions = ["revoke", "rotate"]
+
+    @admin.display(description="status")
+    def status(self, obj: ApiKey) -> str:
+        if obj.revoked_at is not None:
+            return "revoked"
+        if not obj.is_active:
+            return "inactive"
+        if obj.expires_at is not None and obj.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def get_list_filter(self, request: HttpRequest) -> list[str]:
+        # A tenant filter would list every tenant's name to a tenant admin.
+        return ["tenant", "is_active"] if request.user.is_superuser else ["is_active"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["tenant", "prefix", "revoked_at", "last_used_at", "created_at"]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # On creation the token fields do not exist yet; revoking is an action, not a field.
+        return ["key_hash"] if obj is not None else ["key_hash", "prefix", "revoked_at", "last_used_at"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        tenant = admin_tenant_of(request)
+        if tenant is not None:
+            obj.tenant_id = tenant.pk  # a tenant admin only ever creates keys for their own tenant
+        if change:
+            api_key_save(api_key=obj)
+            return
+        request.mesh_created_keys = [api_key_issue(api_key=obj)]  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The one page that ever shows the key; the plaintext lives only in this response."""
+        return self._created_page(request, request.mesh_created_keys, "API key created")  # type: ignore[attr-defined]
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        api_key_delete(api_key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset:
+            api_key_delete(api_key=api_key)
+
+    @admin.action(description="Revoke selected keys (403 from the next request on)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset:
+            api_key_revoke(api_key=api_key)
+        self.message_user(request, f"Revoked {len(queryset)} key(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate selected keys (new key; old one revoked now or after a grace period)")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse:
+        form = RotateForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            grace_seconds = form.cleaned_data["grace_minutes"] * 60
+            created = [api_key_rotate(api_key=k, grace_seconds=grace_seconds) for k in queryset]
+            return self._created_page(request, created, f"Rotated {len(created)} key(s)")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Rotate API keys",
+            "opts": self.model._meta,
+            "keys": queryset,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, ROTATE_TEMPLATE, context)
+
+    def _created_page(self, request: HttpRequest, created: list[CreatedKey], title: str) -> HttpResponse:
+        context = {**self.admin_site.each_context(request), "title": title, "opts": self.model._meta}
+        response = TemplateResponse(request, CREATED_TEMPLATE, {**context, "created": created})
+        response["Cache-Control"] = "no-store"
+        return response

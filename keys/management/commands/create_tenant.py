@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from keys.models import Tenant
+from keys.models import SpendPeriod, Tenant
 from keys.services import tenant_create
 
 
@@ -29,6 +29,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--spend-cap-usd", default=None)
+        parser.add_argument("--spend-cap-period", choices=SpendPeriod.values, default=SpendPeriod.MONTHLY)
+        parser.add_argument("--hard-cap", action="store_true", help="Reserve worst-case cost per request.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"].strip()
@@ -36,5 +38,10 @@ class Command(BaseCommand):
             raise CommandError("A tenant needs a name.")
         if Tenant.objects.filter(name=name).exists():
             raise CommandError(f"Tenant {name!r} already exists.")
-        tenant = tenant_create(name=name, spend_cap_usd=parse_usd(options["spend_cap_usd"]))
+        tenant = tenant_create(
+            name=name,
+            spend_cap_usd=parse_usd(options["spend_cap_usd"]),
+            spend_cap_period=options["spend_cap_period"],
+            hard_cap=options["hard_cap"],
+        )
         self.stdout.write(f"Created tenant {tenant.name} (id {tenant.pk})")
