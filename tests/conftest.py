@@ -16,6 +16,7 @@ from keys.services import CreatedKey, api_key_create, tenant_create
 from routing.catalog import catalog_seed
 from simulator.server import SimulatorServer
 from tests.support.gateway import GatewayServer
+from tests.support.ledger import LedgerFlusher
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,8 +59,15 @@ def gateway_env(simulator: SimulatorServer, **overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def ledger_flusher(django_db_setup: Any) -> Iterator[LedgerFlusher]:
+    """Flushes the usage write-ahead stream into the test database, as the beat task does in production."""
+    with LedgerFlusher() as flusher:
+        yield flusher
+
+
+@pytest.fixture(scope="session")
 def gateway_server(
-    simulator: SimulatorServer, django_db_setup: Any, django_db_blocker: Any
+    simulator: SimulatorServer, django_db_setup: Any, django_db_blocker: Any, ledger_flusher: LedgerFlusher
 ) -> Iterator[GatewayServer]:
     """One gateway with two worker processes for the whole session (as production runs it)."""
     server = GatewayServer(env=gateway_env(simulator), workers=2)

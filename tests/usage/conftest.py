@@ -1,0 +1,144 @@
+"""Helpers for the usage tests: waiting for the ledger, reading the write-ahead stream, admin sessions."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db.models import Count, Sum
+
+from keys.models import Tenant
+from routing.models import CatalogModel
+from simulator.server import SimulatorServer
+from tests.conftest import gateway_env
+from tests.support.gateway import GatewayServer
+from usage.codec import event_decode
+from usage.models import UsageDailyRollup, UsageEvent
+from usage.recording import PAYLOAD_FIELD, STREAM
+from usage.roles import FINANCE_GROUP, finance_group_sync
+from usage.types import UsageEventData
+
+T = TypeVar("T")
+SUMMED = ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
+
+
+def wait_until(probe: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def ledger_events(request_ids: list[str], *, timeout: float = 10.0) -> dict[str, UsageEvent]:
+    """The ledger rows of `request_ids`, once all of them landed (the flusher runs in the background)."""
+
+    def probe() -> dict[str, UsageEvent] | None:
+        rows = {e.request_id: e for e in UsageEvent.objects.filter(request_id__in=request_ids)}
+        return rows if len(rows) == len(set(request_ids)) else None
+
+    return wait_until(probe, timeout=timeout, what=f"{len(request_ids)} ledger events")
+
+
+def stream_events() -> list[UsageEventData]:
+    """What the write-ahead stream holds right now (not yet flushed)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return [event_decode(fields[PAYLOAD_FIELD]) for _, fields in client.xrange(STREAM)]
+
+
+def catalog_cost(model_id: str, prompt: int, completion: int, cached: int = 0) -> Decimal:
+    """USD at the catalog's prices, computed here from the price table (not by the gateway's code)."""
+    row = CatalogModel.objects.get(model_id=model_id)
+    cached_price = row.cached_input_per_mtok_usd
+    if cached_price is None:
+        cached_price = row.input_per_mtok_usd
+    total = (
+        (prompt - cached) * row.input_per_mtok_usd
+        + cached * cached_price
+        + completion * row.output_per_mtok_usd
+    )
+    return total / Decimal(1_000_000)
+
+
+def event_sums(**filters: Any) -> dict[str, Any]:
+    sums = UsageEvent.objects.filter(**filters).aggregate(
+        requests=Count("id"), **{name: Sum(name) for name in SUMMED}
+    )
+    return {name: value or 0 for name, value in sums.items()}
+
+
+def rollup_sums(**filters: Any) -> dict[str, Any]:
+    sums = UsageDailyRollup.objects.filter(**filters).aggregate(
+        requests=Sum("requests"), **{name: Sum(name) for name in SUMMED}
+    )
+    return {name: value or 0 for name, value in sums.items()}
+
+
+def rollups_by_slice() -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Every rollup row, keyed by its slice: compared whole, not just summed."""
+    return {
+        (r.day, r.tenant_id, r.api_key_id, r.session_id, r.model): (
+            r.requests, r.errors, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd,
+        )
+        for r in UsageDailyRollup.objects.all()
+    }  # fmt: skip
+
+
+@pytest.fixture
+def finance_user(transactional_db: None) -> User:
+    """A staff user whose only grant is membership of the "finance" group."""
+    finance_group_sync(__import__("django.apps", fromlist=["apps"]).apps)
+    user = User.objects.create_user("fiona-finance", password="finance-pass-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=FINANCE_GROUP))
+    return user
+
+
+def admin_login(base_url: str, username: str, password: str) -> httpx.Client:
+    """An httpx session logged in through the admin's login form, as a browser does."""
+    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
+    page = client.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    response = client.post(
+        "/admin/login/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": token.group(1),
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{base_url}/admin/login/"},
+    )
+    assert response.status_code == 302 and response.headers["location"] == "/admin/", response.text[:500]
+    return client
+
+
+@pytest.fixture
+def finance_http(gateway: GatewayServer, finance_user: User) -> Iterator[httpx.Client]:
+    with admin_login(gateway.base_url, "fiona-finance", "finance-pass-1") as client:
+        yield client
+
+
+@pytest.fixture
+def usage_gateway_env(simulator: SimulatorServer) -> Callable[..., dict[str, str]]:
+    """`gateway_env` for extra gateways and Celery workers of these tests."""
+
+    def build(**overrides: str) -> dict[str, str]:
+        return gateway_env(simulator, **overrides)
+
+    return build
+
+
+def tenant_ids(*tenants: Tenant) -> list[int]:
+    return [tenant.pk for tenant in tenants]
