@@ -1,0 +1,158 @@
+"""The template API (/v1/templates): thin DRF views, every query scoped to the key's tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import close_old_connections
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from keys.drf import request_key
+from templates_app.rendering import compiled_for
+from templates_app.selectors import (
+    template_get,
+    template_list,
+    template_not_found,
+    template_version_resolve,
+    template_versions,
+)
+from templates_app.serializers import (
+    CONTENT_FIELDS,
+    RenderSerializer,
+    RestoreSerializer,
+    TemplateSerializer,
+    TemplateWriteSerializer,
+    VersionSerializer,
+)
+from templates_app.services import (
+    template_create,
+    template_delete,
+    template_restore,
+    template_update,
+)
+from templates_app.types import TemplateContent
+
+
+class ListPagination(LimitOffsetPagination):
+    """OpenAI's list shape (`object`, `data`) plus limit/offset paging links."""
+
+    default_limit = 50
+    max_limit = 200
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response(
+            {
+                "object": "list",
+                "data": data,
+                "count": self.count,
+                "has_more": self.offset + self.limit < self.count,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+            }
+        )
+
+
+def _author(request: Request) -> str:
+    key = request_key(request)
+    return f"api key {key.key_prefix}… ({key.key_name})" if key.key_name else f"api key {key.key_prefix}…"
+
+
+class TemplateViewSet(viewsets.GenericViewSet):
+    lookup_field = "ref"
+    lookup_value_regex = "[^/]+"
+    pagination_class = ListPagination
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # API paths skip Django's request signals (see meshplatform.apps): do their connection hygiene.
+        close_old_connections()
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            close_old_connections()
+
+    @property
+    def tenant_id(self) -> int:
+        return request_key(self.request).tenant_id
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(template_list(tenant_id=self.tenant_id).order_by("name"))
+        return self.get_paginated_response(TemplateSerializer(page, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        data = _valid(TemplateWriteSerializer(data=request.data))
+        template = template_create(
+            tenant_id=self.tenant_id,
+            name=data["name"],
+            description=data["description"],
+            content=TemplateContent(
+                messages=data["messages"],
+                model=data["model"],
+                params=data["params"],
+                variables=data["variables"],
+            ),
+            created_by=_author(request),
+        )
+        return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, ref: str) -> Response:
+        return Response(TemplateSerializer(template_get(tenant_id=self.tenant_id, ref=ref)).data)
+
+    def partial_update(self, request: Request, ref: str) -> Response:
+        template = template_get(tenant_id=self.tenant_id, ref=ref)
+        data = _valid(TemplateWriteSerializer(data=request.data, partial=True))
+        template = template_update(
+            template=template,
+            created_by=_author(request),
+            name=data.get("name"),
+            description=data.get("description"),
+            content_changes={name: data[name] for name in CONTENT_FIELDS if name in data},
+        )
+        return Response(TemplateSerializer(template).data)
+
+    def destroy(self, request: Request, ref: str) -> Response:
+        template_delete(template=template_get(tenant_id=self.tenant_id, ref=ref))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, ref: str) -> Response:
+        template = template_get(tenant_id=self.tenant_id, ref=ref)
+        page = self.paginate_queryset(template_versions(template=template).select_related("template"))
+        return self.get_paginated_response(VersionSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["post"], url_path="render")
+    def render_preview(self, request: Request, ref: str) -> Response:
+        """The rendered messages without calling a model; `ref` as in a chat request (`name@3`…)."""
+        variables = _valid(RenderSerializer(data=request.data))["variables"]
+        payload = template_version_resolve(tenant_id=self.tenant_id, ref=ref)
+        if payload is None:
+            raise template_not_found(ref)
+        compiled = compiled_for(payload)
+        return Response(
+            {
+                "object": "template.render",
+                "template_id": compiled.template_id,
+                "version": compiled.number,
+                "version_id": compiled.version_id,
+                "model": compiled.model,
+                "params": compiled.render_params(),
+                "messages": compiled.render_messages(variables),
+            }
+        )
+
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, ref: str) -> Response:
+        """Makes an old version's content active again, as a new version (see template_restore)."""
+        number = _valid(RestoreSerializer(data=request.data))["version"]
+        template = template_get(tenant_id=self.tenant_id, ref=ref)
+        version = template_restore(template=template, number=number, created_by=_author(request))
+        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+def _valid(serializer: Any) -> dict[str, Any]:
+    serializer.is_valid(raise_exception=True)
+    data: dict[str, Any] = serializer.validated_data
+    return data
