@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         "cell_duration_s": plan.cell_duration_s,
         "stream_chunks": plan.stream_chunks,
         "cpus": CPUS,
+        # Other work on the host skews latencies (not CPU per request): say how busy it was.
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
     }
     started = time.monotonic()

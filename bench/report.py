@@ -31,6 +31,12 @@ def _get(cell: CellStats | None, name: str) -> float | None:
     return value
 
 
+def _marginal(stream_cell: CellStats | None, json_cell: CellStats | None) -> str:
+    if stream_cell is None or stream_cell.mode != "stream":
+        return "n/a"
+    return _pair(stream_cell.cpu_us_per_chunk, stream_cell.marginal_cpu_us_per_chunk(json_cell), 0)
+
+
 def _pair(a: float | None, b: float | None, digits: int = 1) -> str:
     return f"{_num(a, digits)} / {_num(b, digits)}"
 
@@ -43,10 +49,12 @@ def markdown(report: BenchReport) -> str:
         f"Gateway: {meta['gateway']}. Upstream: simulator with {meta['simulator_workers']} workers. "
         f"Load: aiohttp keep-alive clients in {meta['load_processes']} processes, "
         f"{meta['cell_duration_s']} s per cell. "
-        f"Host: {meta['cpus']} CPUs, Python {meta['python']}.",
+        f"Host: {meta['cpus']} CPUs (load average {meta['load_avg_1m_at_start']} at start), "
+        f"Python {meta['python']}.",
         "",
         "| mode | conc | direct req/s | gateway req/s | direct p50 / p99 ms | gateway p50 / p99 ms "
-        "| overhead p50 / p99 ms | CPU ms/req gateway / sim | gateway CPU µs/chunk | errors gw / direct |",
+        "| overhead p50 / p99 ms | CPU ms/req gateway / sim | gateway CPU µs/chunk all-in / marginal "
+        "| errors gw / direct |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_key = {(c.target, c.mode, c.concurrency): c for c in report.cells}
@@ -67,7 +75,7 @@ def markdown(report: BenchReport) -> str:
             f"| {_pair(direct_p50, direct_p99, 2)} | {_pair(gateway_p50, gateway_p99, 2)} "
             f"| {_pair(overhead_p50, overhead_p99, 2)} "
             f"| {_pair(_get(gateway, 'cpu_ms_per_request'), _get(direct, 'cpu_ms_per_request'), 2)} "
-            f"| {_num(_get(gateway, 'cpu_us_per_chunk'), 0)} "
+            f"| {_marginal(gateway, by_key.get(('gateway', 'json', concurrency)))} "
             f"| {gateway.errors if gateway else '-'} / {direct.errors if direct else '-'} |"
         )
     lines += [
@@ -78,18 +86,20 @@ def markdown(report: BenchReport) -> str:
         first = report.slow[0]
         lines += [
             "",
-            f"Slow streams: {first.clients} concurrent clients, each reading {first.chunks} chunks "
-            f"{first.chunk_delay_ms} ms apart (ideal {first.ideal_s:.1f} s).",
+            f"Slow streams: {first.clients} concurrent clients on warm keep-alive connections, started over "
+            f"{first.ramp_s:g} s, each reading {first.chunks} chunks {first.chunk_delay_ms} ms apart "
+            f"(ideal {first.ideal_s:.1f} s, TTFT {first.chunk_delay_ms} ms).",
             "",
             "| target | completed | errors | stream p50 / p99 s | TTFT p50 / p99 ms | wall s "
-            "| RSS before → peak MB |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| RSS before → peak MB | CPU cores busy | CPU µs/chunk |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {slow.target} | {slow.completed} / {slow.clients} | {slow.errors} "
             f"| {_pair(slow.stream_p50_s, slow.stream_p99_s, 2)} "
             f"| {_pair(slow.ttft_p50_ms, slow.ttft_p99_ms, 0)} "
-            f"| {_num(slow.wall_s, 1)} | {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} |"
+            f"| {_num(slow.wall_s, 1)} | {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} "
+            f"| {_num(slow.cpu_cores, 2)} | {_num(slow.cpu_us_per_chunk, 0)} |"
             for slow in report.slow
         ]
     samples = [
@@ -112,15 +122,29 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(report: BenchReport, path: Path) -> None:
+    json_cells = {(c.target, c.concurrency): c for c in report.cells if c.mode == "json"}
     cells = [
         {
             **dataclasses.asdict(cell),
             "cpu_ms_per_request": cell.cpu_ms_per_request,
             "cpu_us_per_chunk": cell.cpu_us_per_chunk,
+            "marginal_cpu_us_per_chunk": cell.marginal_cpu_us_per_chunk(
+                json_cells.get((cell.target, cell.concurrency))
+            )
+            if cell.mode == "stream"
+            else None,
         }
         for cell in report.cells
     ]
-    slow = [{**dataclasses.asdict(stats), "ideal_s": stats.ideal_s} for stats in report.slow]
+    slow = [
+        {
+            **dataclasses.asdict(stats),
+            "ideal_s": stats.ideal_s,
+            "cpu_us_per_chunk": stats.cpu_us_per_chunk,
+            "cpu_cores": stats.cpu_cores,
+        }
+        for stats in report.slow
+    ]
     payload = {
         "meta": report.meta,
         "cells": cells,

@@ -158,10 +158,10 @@ class Runner:
         started = time.time()
         if meter is not None:
             with PeakRss(meter) as peak:
-                results, _ = self._load(specs, None, ideal_s + RESULT_GRACE_S)
+                results, cpu = self._load(specs, meter, ideal_s + RESULT_GRACE_S)
             rss_peak: int | None = peak.peak
         else:
-            results, _ = self._load(specs, None, ideal_s + RESULT_GRACE_S)
+            results, cpu = self._load(specs, None, ideal_s + RESULT_GRACE_S)
             rss_peak = None
         streams = [value for r in results for value in r.latencies_s]
         ttfts = [value for r in results for value in r.ttft_s]
@@ -170,6 +170,7 @@ class Runner:
             clients=plan.slow_clients,
             chunks=plan.slow_chunks,
             chunk_delay_ms=plan.slow_chunk_delay_ms,
+            ramp_s=SLOW_STREAM_RAMP_S,
             completed=len(streams),
             errors=sum(r.errors for r in results),
             stream_p50_s=percentile(streams, 0.5),
@@ -177,6 +178,8 @@ class Runner:
             ttft_p50_ms=percentile(ttfts, 0.5) * 1000,
             ttft_p99_ms=percentile(ttfts, 0.99) * 1000,
             wall_s=time.time() - max(started, start_at),
+            events=sum(r.events for r in results),
+            cpu_s=cpu,
             rss_before_mb=rss_before / 2**20 if rss_before is not None else None,
             rss_peak_mb=rss_peak / 2**20 if rss_peak is not None else None,
             error_samples=[s for r in results for s in r.error_samples][:5],

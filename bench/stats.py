@@ -63,9 +63,17 @@ class CellStats:
 
     @property
     def cpu_us_per_chunk(self) -> float | None:
+        """All-in: the request's fixed cost is spread over its chunks."""
         if self.cpu_s is None or self.mode != "stream" or not self.events:
             return None
         return self.cpu_s / self.events * 1_000_000
+
+    def marginal_cpu_us_per_chunk(self, json_cell: CellStats | None) -> float | None:
+        """What one more chunk costs: this stream cell's CPU per request above the JSON cell's, per chunk."""
+        mine, theirs = self.cpu_ms_per_request, json_cell.cpu_ms_per_request if json_cell else None
+        if mine is None or theirs is None or not self.events or not self.requests:
+            return None
+        return (mine - theirs) * 1000 / (self.events / self.requests)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class SlowStreamStats:
     clients: int
     chunks: int
     chunk_delay_ms: int
+    ramp_s: float
     completed: int
     errors: int
     stream_p50_s: float
@@ -85,8 +94,19 @@ class SlowStreamStats:
     wall_s: float
     rss_before_mb: float | None
     rss_peak_mb: float | None
+    events: int = 0
+    cpu_s: float | None = None
     error_samples: list[str] = field(default_factory=list)
 
     @property
     def ideal_s(self) -> float:
         return self.chunks * self.chunk_delay_ms / 1000
+
+    @property
+    def cpu_us_per_chunk(self) -> float | None:
+        return None if self.cpu_s is None or not self.events else self.cpu_s / self.events * 1_000_000
+
+    @property
+    def cpu_cores(self) -> float | None:
+        """Average cores busy: near the host's core count means the run was CPU-bound."""
+        return None if self.cpu_s is None or self.wall_s <= 0 else self.cpu_s / self.wall_s
