@@ -44,6 +44,7 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    client_cpu_s: float = 0.0  # this load process's own CPU: near elapsed_s means the client was the limit
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -77,13 +78,14 @@ async def _run(spec: LoadSpec) -> LoadResult:
             await asyncio.gather(*(_warm(session, spec.warm_url) for _ in range(spec.connections)))
         await asyncio.sleep(max(0.0, spec.start_at - time.time()))
         result = LoadResult()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         if spec.duration_s > 0:
             await _closed_loop(session, spec, result, started + spec.duration_s)
         else:
             step = spec.ramp_s / spec.connections
             await asyncio.gather(*(_timed(session, spec, result, i * step) for i in range(spec.connections)))
         result.elapsed_s = time.perf_counter() - started
+        result.client_cpu_s = time.process_time() - cpu_started
         return result
 
 

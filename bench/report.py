@@ -91,15 +91,15 @@ def markdown(report: BenchReport) -> str:
             f"(ideal {first.ideal_s:.1f} s, TTFT {first.chunk_delay_ms} ms).",
             "",
             "| target | completed | errors | stream p50 / p99 s | TTFT p50 / p99 ms | wall s "
-            "| RSS before → peak MB | CPU cores busy | CPU µs/chunk |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| RSS before → peak MB | CPU cores busy | CPU µs/chunk | client CPU cores |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {slow.target} | {slow.completed} / {slow.clients} | {slow.errors} "
             f"| {_pair(slow.stream_p50_s, slow.stream_p99_s, 2)} "
             f"| {_pair(slow.ttft_p50_ms, slow.ttft_p99_ms, 0)} "
             f"| {_num(slow.wall_s, 1)} | {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} "
-            f"| {_num(slow.cpu_cores, 2)} | {_num(slow.cpu_us_per_chunk, 0)} |"
+            f"| {_num(slow.cpu_cores, 2)} | {_num(slow.cpu_us_per_chunk, 0)} | {_num(slow.client_cores, 2)} |"
             for slow in report.slow
         ]
     samples = [

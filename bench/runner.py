@@ -11,7 +11,7 @@ import orjson
 
 from bench.loadgen import LoadResult, LoadSpec, raise_fd_limit, run_load
 from bench.services import PeakRss, ResourceMeter
-from bench.stats import CellStats, Mode, SlowStreamStats, TargetName, percentile
+from bench.stats import CellStats, Mode, SlowStreamStats, TargetName, client_cores, percentile
 
 PROMPT = "Say hello to the benchmark"
 WARMUP_S = 0.5
@@ -125,7 +125,8 @@ class Runner:
                     stats.append(cell)
                     print(
                         f"  {target.name:8} {mode:6} c={concurrency:<3} {cell.rps:9.0f} req/s  "
-                        f"p50 {cell.p50_ms:7.2f} ms  p99 {cell.p99_ms:7.2f} ms  errors {cell.errors}",
+                        f"p50 {cell.p50_ms:7.2f} ms  p99 {cell.p99_ms:7.2f} ms  errors {cell.errors}  "
+                        f"client CPU {cell.client_cores:.2f} cores",
                         flush=True,
                     )
         return stats
@@ -180,6 +181,7 @@ class Runner:
             wall_s=time.time() - max(started, start_at),
             events=sum(r.events for r in results),
             cpu_s=cpu,
+            client_cores=client_cores(results),
             rss_before_mb=rss_before / 2**20 if rss_before is not None else None,
             rss_peak_mb=rss_peak / 2**20 if rss_peak is not None else None,
             error_samples=[s for r in results for s in r.error_samples][:5],

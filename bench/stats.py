@@ -20,6 +20,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank]
 
 
+def client_cores(shares: list[LoadResult]) -> float:
+    return sum(share.client_cpu_s / share.elapsed_s for share in shares if share.elapsed_s > 0)
+
+
 @dataclass(frozen=True)
 class CellStats:
     """One (target, mode, concurrency) measurement."""
@@ -34,6 +38,7 @@ class CellStats:
     p99_ms: float
     events: int
     cpu_s: float | None
+    client_cores: float = 0.0  # load generator's CPU over the cell, in cores
     error_samples: list[str] = field(default_factory=list)
 
     @classmethod
@@ -52,6 +57,7 @@ class CellStats:
             p99_ms=percentile(latencies, 0.99) * 1000,
             events=sum(share.events for share in shares),
             cpu_s=cpu_s,
+            client_cores=client_cores(shares),
             error_samples=[sample for share in shares for sample in share.error_samples][:5],
         )
 
@@ -96,6 +102,7 @@ class SlowStreamStats:
     rss_peak_mb: float | None
     events: int = 0
     cpu_s: float | None = None
+    client_cores: float = 0.0
     error_samples: list[str] = field(default_factory=list)
 
     @property
