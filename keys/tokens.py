@@ -9,7 +9,9 @@ from ulid import ULID
 
 TOKEN_PREFIX = "rsk_"
 TOKEN_PATTERN = re.compile(r"^rsk_[0-9A-HJKMNP-TV-Z]{26}$")
-DISPLAY_PREFIX_LENGTH = 12
+# "rsk_" + the ULID's 10 timestamp characters + 2 random ones: keys made in the same
+# millisecond still differ, and 70 of the 80 random bits stay secret.
+DISPLAY_PREFIX_LENGTH = 16
 
 
 def token_generate() -> str:

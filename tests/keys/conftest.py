@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -13,10 +12,9 @@ import psutil
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth.models import Permission, User
 from django.db.models import Sum
 
-from keys.models import Tenant, TenantMember
+from keys.models import Tenant
 from keys.spend import key_counter_name, tenant_counter_name
 from keys.tokens import token_hash
 from tests.support.gateway import GatewayServer
@@ -138,45 +136,3 @@ def per_worker_clients(gateway: GatewayServer) -> Iterator[dict[int, httpx.Clien
     yield pinned
     for client in pinned.values():
         client.close()
-
-
-def admin_session(base_url: str, username: str, password: str) -> httpx.Client:
-    """An httpx client logged into the gateway's Django admin, as a browser would be."""
-    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
-    page = client.get("/admin/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert token, page.text[:500]
-    response = client.post(
-        "/admin/login/?next=/admin/",
-        data={"csrfmiddlewaretoken": token.group(1), "username": username, "password": password},
-    )
-    assert response.status_code == 302, response.text[:500]
-    return client
-
-
-def csrf_of(client: httpx.Client) -> str:
-    return str(client.cookies["csrftoken"])
-
-
-@pytest.fixture
-def platform_admin(gateway: GatewayServer) -> Iterator[httpx.Client]:
-    User.objects.create_superuser("operator", password="operator-pw")
-    client = admin_session(gateway.base_url, "operator", "operator-pw")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def acme_admin(gateway: GatewayServer, tenant_acme: Tenant) -> Iterator[httpx.Client]:
-    """A tenant admin of acme with the key permissions a tenant admin is given."""
-    user = User.objects.create_user("acme-admin", password="acme-pw", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="keys",
-            codename__in=["view_apikey", "add_apikey", "change_apikey"],
-        )
-    )
-    TenantMember.objects.create(user=user, tenant=tenant_acme)
-    client = admin_session(gateway.base_url, "acme-admin", "acme-pw")
-    yield client
-    client.close()
