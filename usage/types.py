@@ -48,8 +48,10 @@ class UsageEventData:
     cancelled: bool = False
 
 
-GroupBy = Literal["day", "session_id", "key", "model"]
-GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("day", "session_id", "key", "model")
+GroupBy = Literal["day", "session_id", "key", "model", "tenant"]
+# What API consumers may group by; "tenant" is for finance in the admin (a key sees one tenant).
+API_GROUP_BY: tuple[GroupBy, ...] = ("day", "session_id", "key", "model")
+ADMIN_GROUP_BY: tuple[GroupBy, ...] = ("day", "tenant", "key", "session_id", "model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,10 @@ class UsageGroup:
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
+    """Totals over the whole filter, and one page of its groups (`group_count` groups in all)."""
+
     filter: UsageFilter
-    group_by: str
+    group_by: GroupBy
     totals: UsageTotals
     groups: list[UsageGroup]
     group_count: int
