@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from keys.models import Tenant
 from keys.services import CreatedKey, api_key_create
 from simulator.server import SimulatorServer, free_port
 from tests.conftest import chat_body, gateway_env
+from tests.keys.conftest import wait_until
 from tests.support.gateway import GatewayServer
 
 
@@ -92,7 +94,8 @@ def chat_status(base_url: str, key: CreatedKey) -> httpx.Response:
 def test_requests_keep_being_served_when_redis_stops_mid_run(
     gateway: GatewayServer, simulator: SimulatorServer, private_redis: PrivateRedis, tenant_acme: Tenant
 ) -> None:
-    key = api_key_create(tenant=tenant_acme, rpm=1000, rpd=100_000)
+    key = api_key_create(tenant=tenant_acme, rpm=1000, rpd=100_000, spend_cap_usd=Decimal(1))
+    hard = api_key_create(tenant=tenant_acme, spend_cap_usd=Decimal(1), hard_cap=True)
     server = outage_gateway(simulator, private_redis, fail_open=True)
     server.start()
     try:
@@ -105,14 +108,13 @@ def test_requests_keep_being_served_when_redis_stops_mid_run(
 
         runner = threading.Thread(target=traffic)
         runner.start()
-        time.sleep(0.5)
+        wait_until(lambda: len(statuses) >= 3, what="traffic before the outage")
         served_before = len(statuses)
         assert httpx.get(f"{server.base_url}/readyz").status_code == 200
         private_redis.stop()
-        time.sleep(1.0)
+        wait_until(lambda: len(statuses) >= served_before + 10, what="traffic during the outage")
         stop.set()
         runner.join(30)
-        assert served_before > 0 and len(statuses) > served_before + 5
         assert set(statuses) == {200}, f"failures during the outage: {[s for s in statuses if s != 200]}"
 
         ready = httpx.get(f"{server.base_url}/readyz")
@@ -121,6 +123,10 @@ def test_requests_keep_being_served_when_redis_stops_mid_run(
         warnings = log.count("Redis unavailable for rate limits")
         assert 1 <= warnings <= 2, log  # once per worker process, not once per request
         assert log.count("Redis unavailable for the API key cache") <= 2
+
+        # A hard cap cannot be proven without Redis: it fails closed even when limits fail open.
+        refused = chat_status(server.base_url, hard)
+        assert refused.status_code == 402 and refused.headers["Retry-After"] == "1"
 
         private_redis.start()  # the outage ends: Redis is used again, and that is logged once
         assert all(chat_status(server.base_url, key).status_code == 200 for _ in range(6))
