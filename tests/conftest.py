@@ -84,12 +84,18 @@ def _clean_redis() -> None:
 
 @pytest.fixture
 def gateway(
-    gateway_server: GatewayServer, simulator: SimulatorServer, transactional_db: None
-) -> GatewayServer:
+    gateway_server: GatewayServer,
+    simulator: SimulatorServer,
+    transactional_db: None,
+    ledger_flusher: LedgerFlusher,
+) -> Iterator[GatewayServer]:
     """The running gateway, with the catalog seeded and the simulator reset for this test."""
     catalog_seed()
     simulator.reset()
-    return gateway_server
+    ledger_flusher.resume()
+    yield gateway_server
+    # pytest-django truncates every table next; a flush writing then would deadlock with it.
+    ledger_flusher.pause()
 
 
 @pytest.fixture

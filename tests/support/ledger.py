@@ -49,16 +49,23 @@ class LedgerFlusher(threading.Thread):
         finally:
             connection.close()
 
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """No flush runs inside the block (one in progress when it starts is waited for)."""
+    def pause(self) -> None:
+        """No flush runs after this returns (one in progress is waited for)."""
         self._running.clear()
         with self._idle:
             pass
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No flush runs inside the block."""
+        self.pause()
         try:
             yield
         finally:
-            self._running.set()
+            self.resume()
 
     def __enter__(self) -> LedgerFlusher:
         self.start()
