@@ -22,12 +22,17 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("model",),
     "tenant": ("tenant_id", "tenant__name"),
 }
-EXPORT_COLUMNS = (
-    "created_at", "request_id", "tenant__name", "api_key__prefix", "session_id", "template_id",
-    "template_version", "model_requested", "model_served", "provider", "prompt_tokens",
-    "completion_tokens", "cached_tokens", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms",
-    "http_status", "error_code", "streamed", "cancelled",
-)  # fmt: skip
+# CSV column → event field, in export order.
+EXPORT_FIELDS: dict[str, str] = {
+    "created_at": "created_at", "request_id": "request_id", "tenant": "tenant__name",
+    "key_prefix": "api_key__prefix", "session_id": "session_id", "template_id": "template_id",
+    "template_version": "template_version", "model_requested": "model_requested",
+    "model_served": "model_served", "provider": "provider", "prompt_tokens": "prompt_tokens",
+    "completion_tokens": "completion_tokens", "cached_tokens": "cached_tokens",
+    "tokens_estimated": "tokens_estimated", "cost_usd": "cost_usd", "latency_ms": "latency_ms",
+    "ttft_ms": "ttft_ms", "http_status": "http_status", "error_code": "error_code",
+    "streamed": "streamed", "cancelled": "cancelled",
+}  # fmt: skip
 
 
 def usage_key_of_tenant(*, tenant_id: int, ref: str) -> ApiKey | None:
@@ -123,5 +128,5 @@ def usage_events_export(*, usage_filter: UsageFilter, chunk_size: int = 2000) ->
         events = events.filter(
             Q(model_served=usage_filter.model) | Q(model_served="", model_requested=usage_filter.model)
         )
-    rows = events.order_by("created_at", "id").values_list(*EXPORT_COLUMNS)
+    rows = events.order_by("created_at", "id").values_list(*EXPORT_FIELDS.values())
     return rows.iterator(chunk_size=chunk_size)

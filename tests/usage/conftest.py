@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -126,7 +127,7 @@ def admin_login(base_url: str, username: str, password: str) -> httpx.Client:
 
 @pytest.fixture
 def finance_http(gateway: GatewayServer, finance_user: User) -> Iterator[httpx.Client]:
-    with admin_login(gateway.base_url, "fiona-finance", "finance-pass-1") as client:
+    with closing(admin_login(gateway.base_url, "fiona-finance", "finance-pass-1")) as client:
         yield client
 
 

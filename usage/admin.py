@@ -1,0 +1,156 @@
+"""Admin for finance: the usage ledger (read-only) and the usage report page with its CSV export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.safestring import mark_safe
+
+from keys.admin_scoping import TenantScopedAdminMixin
+from keys.models import Tenant
+from usage.admin_report import ReportForm, usage_csv_stream, usage_scope_of
+from usage.charts import daily_spend_svg
+from usage.models import UsageEvent, UsageReport
+from usage.selectors import usage_daily_spend, usage_report, usage_stale_days
+
+REPORT_GROUPS_SHOWN = 500
+
+
+class TenantFilter(admin.SimpleListFilter):
+    """Tenants from the tenant table (not a DISTINCT over the ledger), only for who sees them all."""
+
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        scope = usage_scope_of(request)
+        if scope is None or not scope.all_tenants:
+            return []
+        return [(str(pk), name) for pk, name in Tenant.objects.order_by("name").values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(tenant_id=self.value()) if self.value() else queryset
+
+
+class OutcomeFilter(admin.SimpleListFilter):
+    title = "outcome"
+    parameter_name = "outcome"
+    OUTCOMES = {
+        "ok": Q(http_status__lt=400),
+        "client_error": Q(http_status__gte=400, http_status__lt=499),
+        "cancelled": Q(cancelled=True),
+        "server_error": Q(http_status__gte=500),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name.replace("_", " ")) for name in self.OUTCOMES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        outcome = self.OUTCOMES.get(self.value() or "")
+        return queryset.filter(outcome) if outcome is not None else queryset
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(TenantScopedAdminMixin, ReadOnlyAdmin):
+    list_display = [
+        "created_at", "request_id", "tenant", "key_prefix", "session_id", "model_served", "http_status",
+        "prompt_tokens", "completion_tokens", "cost_usd", "streamed", "cancelled",
+    ]  # fmt: skip
+    list_filter = [TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), "streamed"]
+    # Exact matches only: both hit an index (request_id unique, session_id indexed) at any ledger size.
+    search_fields = ["=request_id", "=session_id"]
+    search_help_text = "An exact request_id (req_…) or session_id."
+    list_select_related = ["tenant", "api_key"]
+    show_full_result_count = False  # no second COUNT(*) over the whole ledger
+    ordering = ["-created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        scope = usage_scope_of(request)
+        if scope is not None and scope.all_tenants:
+            # Finance reads every tenant: skip the mixin, which narrows to a tenant membership.
+            return super(TenantScopedAdminMixin, self).get_queryset(request)
+        return super().get_queryset(request)
+
+    @admin.display(description="key", ordering="api_key__prefix")
+    def key_prefix(self, event: UsageEvent) -> str:
+        return f"{event.api_key.prefix}…"
+
+
+@admin.register(UsageReport)
+class UsageReportAdmin(ReadOnlyAdmin):
+    """The report page is its changelist (the proxy model gives it an admin entry and a permission)."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user: Any = request.user
+        return user.has_perm("usage.view_usagereport") and usage_scope_of(request) is not None
+
+    def get_urls(self) -> list[URLPattern]:
+        csv_view = self.admin_site.admin_view(self.csv_view)
+        return [path("csv/", csv_view, name="usage_usagereport_csv"), *super().get_urls()]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        scope = usage_scope_of(request)
+        if scope is None or not self.has_view_permission(request):
+            raise PermissionDenied
+        form = ReportForm(request.GET, scope=scope)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Usage report",
+            "opts": self.model._meta,
+            "form": form,
+            "scope": scope,
+            "can_export": request.user.has_perm("usage.export_usage_csv"),
+        }
+        if form.is_valid():
+            usage_filter = form.usage_filter()
+            report = usage_report(
+                usage_filter=usage_filter, group_by=form.cleaned_data["group_by"], limit=REPORT_GROUPS_SHOWN
+            )
+            context.update(
+                report=report,
+                chart=mark_safe(
+                    daily_spend_svg(usage_daily_spend(usage_filter=usage_filter))
+                ),  # escaped inside
+                stale=usage_stale_days(usage_filter=usage_filter),
+                csv_url=f"{reverse('admin:usage_usagereport_csv')}?{request.GET.urlencode()}",
+            )
+        return TemplateResponse(request, "admin/usage/report.html", context)
+
+    def csv_view(self, request: HttpRequest) -> HttpResponseBase:
+        scope = usage_scope_of(request)
+        user: Any = request.user
+        if scope is None or not (
+            self.has_view_permission(request) and user.has_perm("usage.export_usage_csv")
+        ):
+            raise PermissionDenied
+        form = ReportForm(request.GET, scope=scope)
+        if not form.is_valid():
+            return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+        usage_filter = form.usage_filter()
+        response = StreamingHttpResponse(
+            usage_csv_stream(usage_filter=usage_filter), content_type="text/csv; charset=utf-8"
+        )
+        name = f"usage-{usage_filter.date_from}-{usage_filter.date_to}"
+        if usage_filter.tenant_id is not None:
+            name += f"-tenant{usage_filter.tenant_id}"
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
