@@ -8,7 +8,7 @@ from typing import Any
 from meshplatform.db import db_call
 from templates_app.cache import NOT_FOUND, template_cache_fill, template_cache_get, template_cache_payload
 from templates_app.rendering import CompiledTemplate, compiled_for, compiled_get
-from templates_app.selectors import template_not_found, template_version_resolve
+from templates_app.selectors import MAX_REF_LENGTH, template_not_found, template_version_resolve
 
 _resolve = db_call(template_version_resolve)
 
@@ -39,6 +39,8 @@ async def template_expand(*, tenant_id: int, ref: str, variables: dict[str, str]
 
 async def template_compiled(*, tenant_id: int, ref: str) -> CompiledTemplate:
     """Redis first (one round trip on a hit), the database on a miss; compiled once per version."""
+    if len(ref) > MAX_REF_LENGTH:  # never a name or UUID; not worth a cache entry
+        raise template_not_found(ref[:MAX_REF_LENGTH] + "…")
     version_id, gen = await template_cache_get(tenant_id, ref)
     if version_id == NOT_FOUND:
         raise template_not_found(ref)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
@@ -47,6 +49,7 @@ def _insert(tree: dict[Any, Any], loc: list[Any], detail: ErrorDetail) -> bool:
     return True
 
 
+@extend_schema_field(OpenApiTypes.ANY)
 class SchemaField(serializers.Field):
     """A JSON value validated by a templates_app.schema function."""
 
@@ -90,6 +93,18 @@ class RenderSerializer(_Strict):
 
 class RestoreSerializer(_Strict):
     version = serializers.IntegerField(min_value=1)
+
+
+class RenderResultSerializer(serializers.Serializer):
+    """What POST /v1/templates/{ref}/render returns (documented; the view builds it directly)."""
+
+    object = serializers.CharField(default="template.render")
+    template_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+    version_id = serializers.UUIDField()
+    model = serializers.CharField(allow_null=True)
+    params = serializers.JSONField()
+    messages = serializers.JSONField()
 
 
 class VersionSerializer(serializers.ModelSerializer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import close_old_connections
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import LimitOffsetPagination
@@ -22,6 +23,7 @@ from templates_app.selectors import (
 )
 from templates_app.serializers import (
     CONTENT_FIELDS,
+    RenderResultSerializer,
     RenderSerializer,
     RestoreSerializer,
     TemplateSerializer,
@@ -55,13 +57,48 @@ class ListPagination(LimitOffsetPagination):
             }
         )
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["object", "data", "count", "has_more"],
+            "properties": {
+                "object": {"type": "string", "enum": ["list"]},
+                "data": schema,
+                "count": {"type": "integer"},
+                "has_more": {"type": "boolean"},
+                "next": {"type": ["string", "null"], "format": "uri"},
+                "previous": {"type": ["string", "null"], "format": "uri"},
+            },
+        }
+
 
 def _author(request: Request) -> str:
     key = request_key(request)
     return f"api key {key.key_prefix}… ({key.key_name})" if key.key_name else f"api key {key.key_prefix}…"
 
 
+@extend_schema_view(
+    list=extend_schema(summary="The key's tenant's templates", responses=TemplateSerializer(many=True)),
+    create=extend_schema(request=TemplateWriteSerializer, responses={201: TemplateSerializer}),
+    retrieve=extend_schema(summary="A template by name or UUID", responses=TemplateSerializer),
+    partial_update=extend_schema(
+        summary="Rename, describe, or change content (a new version)",
+        request=TemplateWriteSerializer(partial=True),
+        responses=TemplateSerializer,
+    ),
+    destroy=extend_schema(responses={204: None}),
+    versions=extend_schema(summary="Version history, newest first", responses=VersionSerializer(many=True)),
+    render_preview=extend_schema(
+        summary="Render without calling a model", request=RenderSerializer, responses=RenderResultSerializer
+    ),
+    restore=extend_schema(
+        summary="Copy an old version into a new active version",
+        request=RestoreSerializer,
+        responses={201: VersionSerializer},
+    ),
+)
 class TemplateViewSet(viewsets.GenericViewSet):
+    serializer_class = TemplateSerializer
     lookup_field = "ref"
     lookup_value_regex = "[^/]+"
     pagination_class = ListPagination

@@ -203,3 +203,15 @@ def test_restore_from_admin_copies_the_old_version_into_a_new_active_one(
         "/templates/support-reply/render", json={"variables": {"company": "A", "plan": "B"}}
     ).json()
     assert rendered["version"] == 3 and rendered["messages"][0]["content"].startswith("You are the support")
+
+
+def test_deleting_in_admin_removes_the_template_from_the_gateway_at_once(
+    acme_admin: Client, acme_http: httpx.Client, tenant_acme: Tenant, create_template: TemplateFactory
+) -> None:
+    create_template()
+    chat = {"messages": [], "template": "support-reply", "variables": {"company": "Acme", "plan": "Pro"}}
+    assert acme_http.post("/chat/completions", json=chat).status_code == 200  # cached now
+    pk = template_of(tenant_acme).pk
+    assert acme_admin.post(f"{ADMIN}/{pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not PromptTemplate.objects.filter(pk=pk).exists()
+    assert acme_http.post("/chat/completions", json=chat).status_code == 404

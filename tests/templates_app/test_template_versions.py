@@ -118,3 +118,11 @@ def test_usage_records_the_template_and_version_that_served(
             time.sleep(0.05)
     assert event is not None, "no usage event within 10 s"
     assert (event.template_id, event.template_version) == (created["id"], 1)
+
+
+def test_an_overlong_reference_is_not_found(acme_http: httpx.Client, gateway: object) -> None:
+    response = acme_http.post(
+        "/chat/completions", json={"messages": [], "template": "x" * 5000, "variables": VARIABLES}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["param"] == "template"
