@@ -103,8 +103,8 @@ def template_restore(*, template: PromptTemplate, number: int, created_by: str) 
     """Makes version `number`'s content active again as a NEW version copied from it.
 
     Copying (rather than re-pointing at the old row) keeps "the newest version is the active
-    one", keeps the history an honest log of what served when (the restore has its own
-    number, time and author), and leaves usage rows that name a version number unambiguous.
+    one" and keeps versions an append-only log: the restore has its own number, time and
+    author, so the history and the usage ledger show when the old content came back.
     """
     template = PromptTemplate.objects.select_for_update().get(pk=template.pk)
     source = template.versions.filter(number=number).first()

@@ -118,7 +118,7 @@ def test_render_returns_the_messages_without_calling_a_model(
     ],
 )
 def test_invalid_templates_are_422_naming_the_field(
-    acme_http: httpx.Client, gateway: Any, overrides: dict[str, Any], param: str
+    acme_http: httpx.Client, overrides: dict[str, Any], param: str
 ) -> None:
     error = error_of(acme_http.post("/templates", json=template_body(**overrides)), 422)
     assert error["code"] == "validation_error"

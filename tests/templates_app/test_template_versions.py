@@ -120,7 +120,7 @@ def test_usage_records_the_template_and_version_that_served(
     assert (event.template_id, event.template_version) == (created["id"], 1)
 
 
-def test_an_overlong_reference_is_not_found(acme_http: httpx.Client, gateway: object) -> None:
+def test_an_overlong_reference_is_not_found(acme_http: httpx.Client) -> None:
     response = acme_http.post(
         "/chat/completions", json={"messages": [], "template": "x" * 5000, "variables": VARIABLES}
     )
