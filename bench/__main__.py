@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--simulator-workers", type=int, default=DEFAULT_SIMULATOR_WORKERS, help="simulator workers"
     )
+    parser.add_argument(
+        "--gateway-app",
+        default="meshplatform.asgi:application",
+        help="ASGI app to serve as the gateway (for A/B runs of a candidate change)",
+    )
     parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -67,7 +72,7 @@ def gateway_target(
     env = gateway_env(simulator.openai_base_url)
     print("provisioning the gateway (database, migrations, tenant, key)…", flush=True)
     key = provision_gateway(env)
-    with Gateway(env) as gateway:
+    with Gateway(env, app=args.gateway_app) as gateway:
         assert gateway.process is not None
         target = Target("gateway", f"{gateway.url}/v1", key, args.model, f"{gateway.url}/healthz")
         yield target, ResourceMeter([gateway.process.pid])

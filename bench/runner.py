@@ -18,6 +18,7 @@ WARMUP_S = 0.5
 START_MARGIN_S = 0.3
 RESULT_GRACE_S = 90.0
 MODES: tuple[Mode, ...] = ("json", "stream")
+CELL_REQUEST_TIMEOUT_S = 15.0  # a hung gateway costs a cell seconds, not minutes
 SLOW_STREAM_RAMP_S = 1.0
 SLOW_STREAM_SLACK_S = 20.0  # a slow stream later than ideal + this is an error, which bounds the run
 
@@ -105,6 +106,7 @@ class Runner:
                 start_at=start_at,
                 duration_s=duration_s,
                 expected_chunks=self.plan.stream_chunks if stream else None,
+                timeout_s=CELL_REQUEST_TIMEOUT_S,
             )
             for share in split(concurrency, self.plan.load_processes)
         ]

@@ -108,9 +108,16 @@ def _tail(log: Path | None) -> str:
 class Gateway:
     """`uvicorn meshplatform.asgi:application` with production settings, as `make bench` measures it."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = GATEWAY_WORKERS) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = GATEWAY_WORKERS,
+        app: str = "meshplatform.asgi:application",
+    ) -> None:
         self.env = env
         self.workers = workers
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.gettempdir()) / f"mesh-bench-gateway-{self.port}.log"
@@ -118,7 +125,7 @@ class Gateway:
 
     def __enter__(self) -> Self:
         command = [
-            sys.executable, "-m", "uvicorn", "meshplatform.asgi:application",
+            sys.executable, "-m", "uvicorn", self.app,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
@@ -178,9 +185,7 @@ class ResourceMeter:
             }
         except psutil.AccessDenied:
             pids = set()
-        # uvicorn workers share the master's listening socket: keep only the topmost listener.
-        roots = [pid for pid in pids if psutil.Process(pid).ppid() not in pids]
-        return cls(roots)
+        return cls(sorted({_server_root(pid) for pid in pids}))
 
     @property
     def available(self) -> bool:
@@ -204,6 +209,21 @@ class ResourceMeter:
             except psutil.NoSuchProcess:
                 continue
         return total
+
+
+SERVER_NAMES = ("uvicorn", "gunicorn", "hypercorn", "daphne", "granian")
+
+
+def _server_root(pid: int) -> int:
+    """Workers share their master's socket: climb to the topmost process that is the ASGI server."""
+    root = pid
+    try:
+        for ancestor in psutil.Process(pid).parents():
+            if any(name in " ".join(ancestor.cmdline()) for name in SERVER_NAMES):
+                root = ancestor.pid
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    return root
 
 
 class PeakRss:
