@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown(report))
     write_json(report, args.output)
-    print(f"results written to {args.output} (total {report.meta['total_s']} s)")
+    args.output.with_suffix(".md").write_text(markdown(report))
+    print(f"results written to {args.output} and .md (total {report.meta['total_s']} s)")
     return 0
 
 
