@@ -131,7 +131,7 @@ def test_rollups_equal_events_after_2000_requests_with_celery_beat(
     print(f"{LOAD_REQUESTS} requests through the gateway in {load_s:.1f}s")
 
 
-SEED_DAYS = 400
+SEED_DAYS = 250
 EVENTS_PER_SLICE = 12
 
 _SEED_SQL = f"""
