@@ -22,7 +22,10 @@ def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
     def with_fresh_connection(*args: P.args, **kwargs: P.kwargs) -> R:
         close_old_connections()
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()  # with psycopg's pool (CONN_MAX_AGE=0): give it back
 
     wrapped = sync_to_async(with_fresh_connection, thread_sensitive=False)
 

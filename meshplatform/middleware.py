@@ -6,13 +6,24 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
 from meshplatform.request_ids import new_request_id
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+def _start_database_request() -> None:
+    """What Django's request_started receivers did (disconnected in MeshplatformConfig.ready)."""
+    reset_queries()
+    close_old_connections()
+
+
+def _end_database_request() -> None:
+    """Return this request's connections (to psycopg's pool): its thread is about to end."""
+    connections.close_all()
 
 
 class RequestIdMiddleware:
@@ -33,12 +44,15 @@ class RequestIdMiddleware:
         return response
 
 
-class BrowserMiddleware:
-    """Runs settings.BROWSER_MIDDLEWARE for every path but the API's.
+class RequestScopeMiddleware:
+    """What each kind of path needs around it, and nothing more.
 
-    Those classes are MiddlewareMixin-based: under ASGI each costs a thread hop per
-    request, which the proxy path must not pay. Admin pages keep the full stack, and
-    get the database-connection hygiene Django's request signals would otherwise give.
+    - The proxy's paths (settings.PROXY_PATHS) are async end to end and manage no database
+      connection per request: they pass straight through.
+    - Other API paths (DRF management APIs) get database-connection scope: Django's request
+      signals that used to give it are disconnected (see MeshplatformConfig.ready).
+    - Everything else (admin pages) also gets settings.BROWSER_MIDDLEWARE. Those classes are
+      MiddlewareMixin-based: under ASGI each costs a thread hop, which the proxy must not pay.
     """
 
     async_capable = True
@@ -50,14 +64,18 @@ class BrowserMiddleware:
         for path in reversed(settings.BROWSER_MIDDLEWARE):
             chain = import_string(path)(chain)
         self.browser_chain = chain
+        self.proxy_paths: tuple[str, ...] = tuple(settings.PROXY_PATHS)
         self.api_prefixes: tuple[str, ...] = tuple(settings.API_PATH_PREFIXES)
         markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.path.startswith(self.api_prefixes):
+        path = request.path
+        if path.startswith(self.proxy_paths):
             return await self.get_response(request)
-        await sync_to_async(close_old_connections)()
+        handler = self.get_response if path.startswith(self.api_prefixes) else self.browser_chain
+        # Same thread-sensitive context as a sync view, so these run on the view's thread.
+        await sync_to_async(_start_database_request)()
         try:
-            return await self.browser_chain(request)
+            return await handler(request)
         finally:
-            await sync_to_async(close_old_connections)()
+            await sync_to_async(_end_database_request)()

@@ -37,10 +37,10 @@ INSTALLED_APPS = [
 
 # Only async-native middleware runs on every request. Django's browser middleware
 # (sessions, CSRF, auth, messages) is MiddlewareMixin-based and costs a thread hop,
-# so BrowserMiddleware runs it for admin pages only (see meshplatform/middleware.py).
+# so RequestScopeMiddleware runs it for admin pages only (see meshplatform/middleware.py).
 MIDDLEWARE = [
     "meshplatform.middleware.RequestIdMiddleware",
-    "meshplatform.middleware.BrowserMiddleware",
+    "meshplatform.middleware.RequestScopeMiddleware",
 ]
 BROWSER_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -53,6 +53,8 @@ BROWSER_MIDDLEWARE = [
 ]
 # Paths served without the browser middleware (API clients carry bearer keys, not cookies).
 API_PATH_PREFIXES = ("/v1/", "/healthz", "/readyz")
+# The proxy's own paths: async end to end, no database connection to manage per request.
+PROXY_PATHS = ("/v1/chat/completions", "/v1/models", "/v1/openapi.json", "/healthz", "/readyz")
 
 ROOT_URLCONF = "meshplatform.urls"
 ASGI_APPLICATION = "meshplatform.asgi.application"
@@ -73,8 +75,19 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI every sync view and db_call runs in a short-lived or pooled thread, so Django's
+# per-thread persistent connections would leak or churn: PostgreSQL uses psycopg's pool instead
+# (connections go back to it when Django closes them; CONN_MAX_AGE must then be 0).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env.float("DB_POOL_TIMEOUT_S", default=10.0),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis holds every shared counter, cache entry and lock. Empty means "embedded":
@@ -207,5 +220,5 @@ MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
 MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)
 
-# The admin's middleware is present, inside BrowserMiddleware (see MIDDLEWARE above).
+# The admin's middleware is present, inside RequestScopeMiddleware (see MIDDLEWARE above).
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
