@@ -53,10 +53,18 @@ def _httpx_timeout(timeout: float) -> httpx.Timeout:
     return httpx.Timeout(timeout, connect=min(timeout, settings.MESH_UPSTREAM_CONNECT_TIMEOUT_S))
 
 
-def timeout_error(candidate: Candidate, timeout: float) -> GatewayTimeout:
+def timeout_error(
+    candidate: Candidate, timeout: float, failure: BaseException | None = None
+) -> GatewayTimeout:
+    """504 naming the limit that actually fired: the connect timeout or the request's own."""
+    if isinstance(failure, httpx.ConnectTimeout):
+        timeout = min(timeout, settings.MESH_UPSTREAM_CONNECT_TIMEOUT_S)
+        what = f"could not be connected to within {timeout:g}s"
+    else:
+        what = f"did not answer within {timeout:g}s"
     return GatewayTimeout(
-        f"The {candidate.adapter.name} upstream did not answer within {timeout:g}s.",
-        provider_error=candidate.adapter.provider_error(None, f"timed out after {timeout:g}s"),
+        f"The {candidate.adapter.name} upstream {what}.",
+        provider_error=candidate.adapter.provider_error(None, what),
     )
 
 
@@ -81,8 +89,8 @@ async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: fl
             response = await get_http_client().post(
                 request.url, headers=request.headers, content=request.body, timeout=_httpx_timeout(timeout)
             )
-    except (TimeoutError, httpx.TimeoutException):
-        raise timeout_error(candidate, timeout) from None
+    except (TimeoutError, httpx.TimeoutException) as failure:
+        raise timeout_error(candidate, timeout, failure) from None
     except httpx.HTTPError as error:
         raise _transport_error(candidate, error) from None
     if response.status_code >= 300:
@@ -123,9 +131,9 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
             provider_error=candidate.adapter.provider_error(200, "empty stream"),
             retryable=True,
         ) from None
-    except (TimeoutError, httpx.TimeoutException):
+    except (TimeoutError, httpx.TimeoutException) as failure:
         await _close(response)
-        raise timeout_error(candidate, timeout) from None
+        raise timeout_error(candidate, timeout, failure) from None
     except httpx.HTTPError as error:
         await _close(response)
         raise _transport_error(candidate, error) from None
