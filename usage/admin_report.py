@@ -48,12 +48,14 @@ def usage_scope_of(request: HttpRequest) -> UsageScope | None:
     return None
 
 
+def _group_choices(*, with_tenant: bool) -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in ADMIN_GROUP_BY if with_tenant or name != "tenant"]
+
+
 class ReportForm(forms.Form):
     date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    group_by = forms.ChoiceField(
-        choices=[(choice, choice.replace("_", " ")) for choice in ADMIN_GROUP_BY], initial="day"
-    )
+    group_by = forms.ChoiceField(choices=_group_choices(with_tenant=True), initial="day")
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.order_by("name"), required=False, empty_label="All"
     )
@@ -71,7 +73,9 @@ class ReportForm(forms.Form):
         self.scope = scope
         if not scope.all_tenants:
             del self.fields["tenant"]  # a tenant admin has one tenant: no picker naming the others
-            self.fields["group_by"].choices = [c for c in self.fields["group_by"].choices if c[0] != "tenant"]
+            group_by = self.fields["group_by"]
+            assert isinstance(group_by, forms.ChoiceField)
+            group_by.choices = _group_choices(with_tenant=False)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

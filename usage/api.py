@@ -38,7 +38,7 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
     offset = serializers.IntegerField(required=False, min_value=0, default=0)
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
-        fields = super().get_fields()
+        fields: dict[str, Any] = super().get_fields()
         fields["from"] = serializers.DateField(
             required=False,
             help_text=f"First day included (UTC, ISO date). Default: {DEFAULT_DAYS} days back.",
@@ -109,7 +109,7 @@ def _next_link(request: Request, report: UsageReport, offset: int, limit: int) -
     query = request.query_params.copy()
     query["offset"] = str(offset + limit)
     query["limit"] = str(limit)
-    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return str(request.build_absolute_uri(f"{request.path}?{query.urlencode()}"))
 
 
 class UsageView(APIView):

@@ -86,9 +86,13 @@ def _text(value: str | None, limit: int) -> str:
     return (value or "")[:limit]
 
 
-def _count(value: int | None) -> int | None:
-    """Token and millisecond columns are unsigned 32-bit in PostgreSQL; clamp instead of failing a batch."""
-    return None if value is None else max(0, min(int(value), 2_147_483_647))
+def _count(value: int) -> int:
+    """Token and millisecond columns are 32-bit in PostgreSQL; clamp instead of failing a batch."""
+    return max(0, min(int(value), 2_147_483_647))
+
+
+def _millis(value: int | None) -> int | None:
+    return None if value is None else _count(value)
 
 
 def event_row(event: UsageEventData) -> UsageEvent:
@@ -109,8 +113,8 @@ def event_row(event: UsageEventData) -> UsageEvent:
         cached_tokens=_count(tokens.cached_tokens),
         tokens_estimated=event.tokens_estimated,
         cost_usd=event.cost_usd,
-        latency_ms=_count(event.latency_ms),
-        ttft_ms=_count(event.ttft_ms),
+        latency_ms=_millis(event.latency_ms),
+        ttft_ms=_millis(event.ttft_ms),
         http_status=event.http_status,
         error_code=_text(event.error_code, 40),
         streamed=event.streamed,

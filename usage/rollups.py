@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -52,7 +53,7 @@ def _lock_key(stale: StaleSlice) -> int:
 def rollup_slice_recompute(*, stale: StaleSlice) -> None:
     """Replace one (day, tenant)'s rollups with sums of its events; clear the mark if no write came since."""
     start = datetime.combine(stale.day, time.min, tzinfo=UTC)
-    params = {
+    params: dict[str, Any] = {
         "day": stale.day,
         "tenant_id": stale.tenant_id,
         "start": start,
