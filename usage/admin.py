@@ -102,8 +102,13 @@ class UsageReportAdmin(ReadOnlyAdmin):
         return user.has_perm("usage.view_usagereport") and usage_scope_of(request) is not None
 
     def get_urls(self) -> list[URLPattern]:
-        csv_view = self.admin_site.admin_view(self.csv_view)
-        return [path("csv/", csv_view, name="usage_usagereport_csv"), *super().get_urls()]
+        """The page and its CSV only: no per-row views (a rollup row is not something to browse,
+        and those views would not apply the tenant scope)."""
+        site = self.admin_site
+        return [
+            path("csv/", site.admin_view(self.csv_view), name="usage_usagereport_csv"),
+            path("", site.admin_view(self.changelist_view), name="usage_usagereport_changelist"),
+        ]
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

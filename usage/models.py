@@ -103,4 +103,4 @@ class UsageReport(UsageDailyRollup):
         proxy = True
         default_permissions = ("view",)
         permissions = [("export_usage_csv", "Can export usage events as CSV")]
-        verbose_name = "usage report"
+        verbose_name = verbose_name_plural = "usage report"

@@ -23,7 +23,7 @@ from keys.services import CreatedKey
 from tests.conftest import chat_body
 from tests.support.gateway import GatewayServer
 from tests.usage.conftest import admin_login, event_sums, ledger_events
-from usage.models import UsageEvent
+from usage.models import UsageDailyRollup, UsageEvent
 from usage.rollups import usage_rollups_refresh
 
 EVENTS = "/admin/usage/usageevent/"
@@ -146,6 +146,9 @@ def test_tenant_admin_sees_only_their_tenants_usage(
     missing = acme_admin_http.get(f"{EVENTS}999999999/change/")
     report = acme_admin_http.get(REPORT, params={"group_by": "session_id", "tenant": str(tenant_globex.pk)})
     exported = csv_rows(acme_admin_http.get(CSV, params={"tenant": str(tenant_globex.pk)}).text)
+    globex_rollup = UsageDailyRollup.objects.filter(tenant=tenant_globex).first()
+    assert globex_rollup is not None
+    rollup_page = acme_admin_http.get(f"{REPORT}{globex_rollup.pk}/change/")  # the report has no row pages
 
     assert not any(rid in listing.text for rid in two_tenants_usage["globex"])
     assert all(rid in listing.text for rid in two_tenants_usage["acme"])
@@ -154,6 +157,7 @@ def test_tenant_admin_sees_only_their_tenants_usage(
     assert report.status_code == 200 and "globex" not in report.text
     assert totals_cells(report.text)["requests"] == "3"
     assert sorted(row["request_id"] for row in exported) == sorted(two_tenants_usage["acme"])
+    assert rollup_page.status_code == 404
 
 
 def test_staff_without_usage_permissions_see_nothing(
