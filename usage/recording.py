@@ -101,15 +101,16 @@ class StreamWriter:
             self._next_batch()
 
 
-_writers: dict[int, StreamWriter] = {}
+_writers: dict[int, tuple[asyncio.AbstractEventLoop, StreamWriter]] = {}
 
 
 def _writer() -> StreamWriter:
-    loop_id = id(asyncio.get_running_loop())
-    writer = _writers.get(loop_id)
-    if writer is None:
-        writer = _writers[loop_id] = StreamWriter()
-    return writer
+    """One writer per event loop (its futures belong to that loop); a new loop never inherits one."""
+    loop = asyncio.get_running_loop()
+    known = _writers.get(id(loop))
+    if known is None or known[0] is not loop:
+        known = _writers[id(loop)] = (loop, StreamWriter())
+    return known[1]
 
 
 def _keep(task: asyncio.Task[None]) -> None:
