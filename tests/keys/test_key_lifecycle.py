@@ -164,3 +164,30 @@ def bearer(key: CreatedKey) -> dict[str, str]:
 
 def chat_status(client: httpx.Client, key: CreatedKey) -> int:
     return client.post("/chat/completions", json=chat_body(), headers=bearer(key)).status_code
+
+
+def test_a_cache_fill_that_raced_a_revocation_is_discarded(
+    api_url: str, acme_key: CreatedKey, test_redis: redis.Redis
+) -> None:
+    """The interleaving a worker can hit: it misses the cache and reads the key from the database,
+    the revocation commits and invalidates, then the worker writes what it read."""
+    import asyncio
+
+    from keys.cache import key_cache_fill, key_cache_get
+    from keys.selectors import api_key_get_by_hash
+    from keys.tokens import token_hash
+
+    digest = token_hash(acme_key.plaintext)
+    before_revoke = api_key_get_by_hash(key_hash=digest)
+    assert before_revoke is not None and not before_revoke.revoked
+
+    async def racing_worker() -> None:
+        lookup = await key_cache_get(digest)  # miss: remembers the generation it saw
+        assert not lookup.hit and lookup.generation is not None
+        await asyncio.to_thread(api_key_revoke, api_key=acme_key.api_key)  # commits, invalidates
+        await key_cache_fill(digest, before_revoke, generation=lookup.generation)  # the stale write
+
+    asyncio.run(racing_worker())
+    assert not test_redis.exists(cache_entry_name(acme_key.plaintext))
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        assert chat_status(client, acme_key) == 403
