@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import redis
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db.models import Count, Sum
@@ -99,7 +100,7 @@ def rollups_by_slice() -> dict[tuple[Any, ...], tuple[Any, ...]]:
 @pytest.fixture
 def finance_user(transactional_db: None) -> User:
     """A staff user whose only grant is membership of the "finance" group."""
-    finance_group_sync(__import__("django.apps", fromlist=["apps"]).apps)
+    finance_group_sync(django_apps)  # the migration made it; transactional tests' flushes remove it
     user = User.objects.create_user("fiona-finance", password="finance-pass-1", is_staff=True)
     user.groups.add(Group.objects.get(name=FINANCE_GROUP))
     return user
