@@ -1,26 +1,21 @@
-"""A key's last use: stamped in Redis on every request, written to the database by a periodic task."""
+"""A key's last use: stamped in Redis when a request is billed, written to the database by a periodic task.
+
+The stamp rides on the billing script (`keys.spend.BILL`), so it costs the hot path no round trip
+of its own; stamps are kept per tenant so that script touches a single Redis Cluster slot.
+"""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.db.models.functions import Coalesce, Greatest
 
-from keys.models import ApiKey
+from keys.models import ApiKey, Tenant
+from keys.spend import last_used_name
 from meshplatform.redis import get_sync_redis
 
-logger = logging.getLogger(__name__)
-
-LAST_USED_KEY = "mesh:keys:last_used"
 FLUSH_BATCH = 1000
-
-
-def last_used_stamp(pipe: Any, *, key_id: int, now: float) -> None:
-    """Queue the stamp on a pipeline the hot path sends anyway (no round trip of its own)."""
-    pipe.zadd(LAST_USED_KEY, {str(key_id): now}, gt=True)
 
 
 def api_keys_flush_last_used() -> int:
@@ -31,18 +26,18 @@ def api_keys_flush_last_used() -> int:
     """
     redis = get_sync_redis()
     updated = 0
-    while True:
-        popped = redis.zpopmin(LAST_USED_KEY, FLUSH_BATCH)
-        if not popped:
-            return updated
-        stamps = {int(member): float(score) for member, score in popped}
-        try:
-            updated += _write(stamps)
-        except Exception:
-            redis.zadd(LAST_USED_KEY, {str(k): v for k, v in stamps.items()}, gt=True)
-            raise
-        if len(popped) < FLUSH_BATCH:
-            return updated
+    for tenant_id in Tenant.objects.values_list("pk", flat=True).iterator():
+        name = last_used_name(tenant_id)
+        while popped := redis.zpopmin(name, FLUSH_BATCH):
+            stamps = {int(member): float(score) for member, score in popped}
+            try:
+                updated += _write(stamps)
+            except Exception:
+                redis.zadd(name, {str(k): v for k, v in stamps.items()}, gt=True)
+                raise
+            if len(popped) < FLUSH_BATCH:
+                break
+    return updated
 
 
 def _write(stamps: dict[int, float]) -> int:

@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
-from keys.last_used import last_used_stamp
 from keys.scripts import RedisScript
 from keys.types import ResolvedKey
 from meshplatform.errors import RateLimited
@@ -72,20 +71,20 @@ def window_keys(key_id: int, now: float) -> tuple[list[str], int, int]:
 async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
     """Count this request against the key's windows, or raise 429 without counting it.
 
-    The same round trip stamps the key's last use (flushed to the database by a periodic task).
+    Keys without limits cost no round trip.
     """
-    now = time.time()
-    names, minute_left, day_left = window_keys(key.key_id, now)
+    if not key.rpm and not key.rpd:
+        return UNLIMITED
+    names, minute_left, day_left = window_keys(key.key_id, time.time())
+    args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
     try:
-        counted = await _count(key, names, now, minute_left, day_left)
+        counted = await FIXED_WINDOWS.run(get_redis(), names, args)
     except (RedisError, OSError) as error:
         outage.failed(error)
         if settings.MESH_LIMITS_FAIL_OPEN:
             return UNLIMITED
         raise RateLimited("Rate limits are unavailable; try again shortly.", retry_after_seconds=1) from None
     outage.recovered()
-    if counted is None:
-        return UNLIMITED
     allowed, minute, day, refused_by = (int(value) for value in counted)
     state = _state(key, minute, day, minute_left, day_left)
     if not allowed:
@@ -97,28 +96,6 @@ async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
             extra_headers=state.headers(),
         )
     return state
-
-
-async def _count(
-    key: ResolvedKey, names: list[str], now: float, minute_left: int, day_left: int
-) -> list[int] | None:
-    """The script's answer (None for a key without limits), pipelined with the last-used stamp."""
-    redis = get_redis()
-    limited = bool(key.rpm or key.rpd)
-    args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
-    async with redis.pipeline(transaction=False) as pipe:
-        last_used_stamp(pipe, key_id=key.key_id, now=now)
-        if limited:
-            pipe.evalsha(FIXED_WINDOWS.sha, len(names), *names, *args)
-        results = await pipe.execute(raise_on_error=False)
-    for result in results:
-        if isinstance(result, Exception) and not isinstance(result, NoScriptError):
-            raise result
-    if not limited:
-        return None
-    if isinstance(results[-1], NoScriptError):
-        return list(await FIXED_WINDOWS.run(redis, names, args))
-    return list(results[-1])
 
 
 def _state(key: ResolvedKey, minute: int, day: int, minute_left: int, day_left: int) -> RateLimitState:

@@ -71,8 +71,9 @@ return {1, 0, 0}
 """
 )
 
-# KEYS: holds hash, hold deadlines zset, then the counters to bill. ARGV: request id, amount, ttls.
-# Releases the request's hold (if any is left) and adds the real cost, in one step.
+# KEYS: holds hash, hold deadlines zset, last-use zset, then the counters to bill.
+# ARGV: request id, amount, key id, now, then a ttl per counter.
+# Releases the request's hold (if any is left), adds the real cost and stamps the key's last use.
 BILL = RedisScript(
     _RELEASE_LUA
     + """
@@ -82,7 +83,8 @@ if held then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
-for i = 3, #KEYS do add(KEYS[i], ARGV[2], ARGV[i]) end
+redis.call('ZADD', KEYS[3], 'GT', ARGV[4], ARGV[3])
+for i = 4, #KEYS do add(KEYS[i], ARGV[2], ARGV[i + 1]) end
 return 1
 """
 )
@@ -111,6 +113,11 @@ def key_counter_name(tenant_id: int, key_id: int, period: str, when: datetime) -
 
 def tenant_counter_name(tenant_id: int, period: str, when: datetime) -> str:
     return f"{spend_tag(tenant_id)}:t:{period_label(period, when)}"
+
+
+def last_used_name(tenant_id: int) -> str:
+    """Last-use stamps of a tenant's keys (per tenant, so billing stamps them in the same slot)."""
+    return f"{spend_tag(tenant_id)}:last_used"
 
 
 def holds_names(tenant_id: int) -> list[str]:
@@ -215,17 +222,15 @@ async def spend_reserve(
 async def spend_add(
     *, key: ResolvedKey, cost_usd: Decimal, at: float | None = None, request_id: str | None = None
 ) -> None:
-    """Bill a finished request: release its hold (if it had one) and add its real cost."""
-    if cost_usd <= 0 and not (key.hard_capped and request_id):
-        return
+    """Bill a finished request in one round trip: release its hold (if it had one), add its real
+    cost to the key's and tenant's counters (capped or not, so a cap set later starts from the
+    truth) and stamp the key's last use (written to the database by a periodic task)."""
     counters = spend_counters(key, datetime.fromtimestamp(at or time.time(), UTC))
     ttls = [PERIOD_TTL_S.get(c.period, 0) for c in counters]
+    names = [*holds_names(key.tenant_id), last_used_name(key.tenant_id), *(c.name for c in counters)]
+    amount = to_nano_usd(max(cost_usd, Decimal(0)))
     try:
-        await BILL.run(
-            get_redis(),
-            [*holds_names(key.tenant_id), *(c.name for c in counters)],
-            [request_id or "", to_nano_usd(max(cost_usd, Decimal(0))), *ttls],
-        )
+        await BILL.run(get_redis(), names, [request_id or "", amount, key.key_id, time.time(), *ttls])
     except (RedisError, OSError) as error:
         # The ledger keeps the event; the rebuild task restores the counter from it.
         outage.failed(error)
