@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import close_old_connections
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -113,13 +112,7 @@ def _next_link(request: Request, report: UsageReport, offset: int, limit: int) -
 
 
 class UsageView(APIView):
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        # API paths skip Django's request signals (see meshplatform.apps): do their connection hygiene.
-        close_old_connections()
-        try:
-            return super().dispatch(request, *args, **kwargs)
-        finally:
-            close_old_connections()
+    """Database connection scope comes from RequestScopeMiddleware (as for every management API)."""
 
     @extend_schema(
         operation_id="usage_report",
