@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -115,9 +115,9 @@ class ApiKeyAdmin(TenantScopedAdminMixin):
             return "expired"
         return "active"
 
-    def get_list_filter(self, request: HttpRequest) -> list[str]:
+    def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
         # A tenant filter would list every tenant's name to a tenant admin.
-        return ["tenant", "is_active"] if request.user.is_superuser else ["is_active"]
+        return ("tenant", "is_active") if request.user.is_superuser else ("is_active",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
@@ -128,7 +128,8 @@ class ApiKeyAdmin(TenantScopedAdminMixin):
         # On creation the token fields do not exist yet; revoking is an action, not a field.
         return ["key_hash"] if obj is not None else ["key_hash", "prefix", "revoked_at", "last_used_at"]
 
-    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        assert isinstance(obj, ApiKey)
         tenant = admin_tenant_of(request)
         if tenant is not None:
             obj.tenant_id = tenant.pk  # a tenant admin only ever creates keys for their own tenant

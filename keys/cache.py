@@ -64,7 +64,7 @@ async def key_cache_get(key_hash: str) -> CacheLookup:
         outage.failed(error)
         return CacheLookup(key=None, known_missing=False, generation=None, hit=False)
     outage.recovered()
-    seen = generation.decode() if generation is not None else ""
+    seen = generation.decode() if isinstance(generation, bytes) else (generation or "")
     if raw is None:
         return CacheLookup(key=None, known_missing=False, generation=seen, hit=False)
     if raw == UNKNOWN:

@@ -29,7 +29,7 @@ def api_keys_flush_last_used() -> int:
     for tenant_id in Tenant.objects.values_list("pk", flat=True).iterator():
         name = last_used_name(tenant_id)
         while popped := redis.zpopmin(name, FLUSH_BATCH):
-            stamps = {int(member): float(score) for member, score in popped}
+            stamps = {int(member): float(score) for member, score in popped}  # type: ignore[str-unpack]
             try:
                 updated += _write(stamps)
             except Exception:

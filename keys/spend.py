@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from keys.scripts import RedisScript
@@ -189,7 +190,7 @@ async def spend_reserve(
     """Hold `worst_case_usd` against every hard cap of the key and tenant, or 402 if it does not fit.
 
     Soft caps hold nothing. `hold_s` is the request's upstream timeout: a hold still unsettled
-    after three times that plus five minutes (its worker died) is given back.
+    after three times that plus MESH_SPEND_HOLD_GRACE_S (its worker died) is given back.
     """
     when = datetime.fromtimestamp(at, UTC)
     counters = [c for c in spend_counters(key, when) if c.cap is not None and c.cap.hard]
@@ -197,7 +198,8 @@ async def spend_reserve(
         return None
     amount = to_nano_usd(worst_case_usd, ROUND_CEILING)
     now = time.time()
-    args: list[str | int | float] = [request_id, amount, now + 3 * hold_s + 300, now]
+    deadline = now + 3 * hold_s + settings.MESH_SPEND_HOLD_GRACE_S
+    args: list[str | int | float] = [request_id, amount, deadline, now]
     for counter in counters:
         assert counter.cap is not None
         args += [to_nano_usd(counter.cap.usd), PERIOD_TTL_S.get(counter.period, 0)]

@@ -217,6 +217,9 @@ MESH_UPSTREAM_MAX_CONNECTIONS = env.int("MESH_UPSTREAM_MAX_CONNECTIONS", default
 MESH_DEFAULT_MODEL = env.str("MESH_DEFAULT_MODEL", default="openai/gpt-4o")
 MESH_KEY_CACHE_TTL_S = env.int("MESH_KEY_CACHE_TTL_S", default=300)
 MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
+# A hard-cap hold whose request never settled (its worker died) is given back after three times
+# the request's timeout plus this grace.
+MESH_SPEND_HOLD_GRACE_S = env.float("MESH_SPEND_HOLD_GRACE_S", default=300.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
 MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)
 

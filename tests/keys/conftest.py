@@ -103,7 +103,7 @@ def worker_pids(server: GatewayServer) -> list[int]:
     return [child.pid for child in children if "spawn_main" in " ".join(child.cmdline())]
 
 
-def _serving_pid(client: httpx.Client, pids: list[int]) -> int | None:
+def serving_pid(client: httpx.Client, pids: list[int]) -> int | None:
     """Which worker process holds the server side of the client's kept-alive connection."""
     response = client.get("/healthz")
     stream = response.extensions["network_stream"]
@@ -123,7 +123,7 @@ def per_worker_clients(gateway: GatewayServer) -> Iterator[dict[int, httpx.Clien
     spare: list[httpx.Client] = []
     for _ in range(40):
         client = httpx.Client(base_url=gateway.base_url, timeout=30, limits=httpx.Limits(max_connections=1))
-        pid = _serving_pid(client, pids)
+        pid = serving_pid(client, pids)
         if pid is not None and pid not in pinned:
             pinned[pid] = client
         else:

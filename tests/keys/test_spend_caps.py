@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -21,16 +24,18 @@ from keys.services import CreatedKey, api_key_create
 from keys.spend import holds_names
 from routing.schema import MESH_ONLY_FIELDS
 from simulator.server import SimulatorServer
-from tests.conftest import chat_body
+from tests.conftest import chat_body, gateway_env
 from tests.keys.conftest import (
     MINI_INPUT,
     MINI_OUTPUT,
     key_counter,
     mini_cost,
     nano,
+    serving_pid,
     tenant_counter,
     wait_for_ledger,
     wait_until,
+    worker_pids,
 )
 from tests.support.gateway import GatewayServer
 
@@ -214,3 +219,39 @@ def test_streams_are_billed_from_the_usage_chunk_the_client_did_not_ask_for(
     spent = wait_for_ledger(1, api_key_id=acme_key.api_key.pk)
     assert spent == mini_cost(321, 54)
     assert key_counter(test_redis, tenant_acme, acme_key.api_key.pk) == nano(spent)
+
+
+def test_a_hold_left_by_a_killed_worker_is_given_back_after_its_deadline(
+    gateway: GatewayServer, simulator: SimulatorServer, tenant_acme: Tenant, test_redis: redis.Redis
+) -> None:
+    """No settlement ever comes for a request whose worker died: its hold must not lock the key out."""
+    server = GatewayServer(env=gateway_env(simulator, MESH_SPEND_HOLD_GRACE_S="0"), workers=2)
+    server.start()
+    try:
+        key = api_key_create(tenant=tenant_acme, spend_cap_usd=Decimal("0.001"), hard_cap=True)  # one fits
+        headers = {"Authorization": f"Bearer {key.plaintext}"}
+        doomed = httpx.Client(base_url=server.base_url, timeout=10)
+        pid = serving_pid(doomed, worker_pids(server))
+        assert pid is not None
+        body = priced_body(timeout=1, mock={"delay_s": 5})  # hold deadline: 3 × 1 s + grace 0
+        thread = threading.Thread(
+            target=lambda: suppress_errors(doomed.post, "/v1/chat/completions", body, headers)
+        )
+        thread.start()
+        wait_until(lambda: test_redis.hlen(holds_names(tenant_acme.pk)[0]) == 1 or None, what="the hold")
+        held_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        thread.join(10)
+
+        assert post(server.base_url, key, priced_body(mock={"delay_s": 0})).status_code == 402  # still held
+        time.sleep(max(0.0, held_at + 3.2 - time.monotonic()))
+        assert post(server.base_url, key, priced_body(mock={"delay_s": 0})).status_code == 200
+        assert test_redis.hlen(holds_names(tenant_acme.pk)[0]) == 0
+        assert key_counter(test_redis, tenant_acme, key.api_key.pk) == nano(COST)
+    finally:
+        server.stop()
+
+
+def suppress_errors(call: Any, *args: Any) -> None:
+    with suppress(httpx.HTTPError):
+        call(args[0], json=args[1], headers=args[2])
