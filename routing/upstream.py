@@ -13,7 +13,7 @@ import httpx
 from django.conf import settings
 
 from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
-from routing.http_client import get_http_client
+from routing.http_client import upstream_send
 from routing.providers.base import Completion, UpstreamCall
 from routing.resolve import Candidate
 
@@ -46,11 +46,6 @@ class OpenStream:
     response: httpx.Response
     first_chunk: dict[str, Any]
     rest: AsyncIterator[dict[str, Any]]
-
-
-def _httpx_timeout(timeout: float) -> httpx.Timeout:
-    """`timeout` bounds the whole call (asyncio) and, for streams, each silent gap between chunks."""
-    return httpx.Timeout(timeout, connect=min(timeout, settings.MESH_UPSTREAM_CONNECT_TIMEOUT_S))
 
 
 def timeout_error(
@@ -86,16 +81,17 @@ async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: fl
     request = candidate.adapter.build_request(call)
     try:
         async with asyncio.timeout(timeout):
-            response = await get_http_client().post(
-                request.url, headers=request.headers, content=request.body, timeout=_httpx_timeout(timeout)
+            response = await upstream_send(
+                url=request.url, headers=request.headers, body=request.body, timeout=timeout
             )
+            content = await response.aread()
     except (TimeoutError, httpx.TimeoutException) as failure:
         raise timeout_error(candidate, timeout, failure) from None
     except httpx.HTTPError as error:
         raise _transport_error(candidate, error) from None
     if response.status_code >= 300:
-        raise candidate.adapter.map_error(response.status_code, response.content)
-    return candidate.adapter.parse_completion(response.content, call)
+        raise candidate.adapter.map_error(response.status_code, content)
+    return candidate.adapter.parse_completion(content, call)
 
 
 async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> OpenStream:
@@ -106,19 +102,11 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
         context_window=candidate.entry.context_window,
     )
     request = candidate.adapter.build_request(call)
-    client = get_http_client()
     response: httpx.Response | None = None
     try:
         async with asyncio.timeout(timeout):
-            response = await client.send(
-                client.build_request(
-                    "POST",
-                    request.url,
-                    headers=request.headers,
-                    content=request.body,
-                    timeout=_httpx_timeout(timeout),
-                ),
-                stream=True,
+            response = await upstream_send(
+                url=request.url, headers=request.headers, body=request.body, timeout=timeout
             )
             if response.status_code >= 300:
                 raise candidate.adapter.map_error(response.status_code, await response.aread())
