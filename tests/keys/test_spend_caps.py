@@ -234,9 +234,12 @@ def test_a_hold_left_by_a_killed_worker_is_given_back_after_its_deadline(
         pid = serving_pid(doomed, worker_pids(server))
         assert pid is not None
         body = priced_body(timeout=1, mock={"delay_s": 5})  # hold deadline: 3 × 1 s + grace 0
-        thread = threading.Thread(
-            target=lambda: suppress_errors(doomed.post, "/v1/chat/completions", body, headers)
-        )
+
+        def send_and_lose_the_worker() -> None:
+            with suppress(httpx.HTTPError):
+                doomed.post("/v1/chat/completions", json=body, headers=headers)
+
+        thread = threading.Thread(target=send_and_lose_the_worker)
         thread.start()
         wait_until(lambda: test_redis.hlen(holds_names(tenant_acme.pk)[0]) == 1 or None, what="the hold")
         held_at = time.monotonic()
@@ -250,8 +253,3 @@ def test_a_hold_left_by_a_killed_worker_is_given_back_after_its_deadline(
         assert key_counter(test_redis, tenant_acme, key.api_key.pk) == nano(COST)
     finally:
         server.stop()
-
-
-def suppress_errors(call: Any, *args: Any) -> None:
-    with suppress(httpx.HTTPError):
-        call(args[0], json=args[1], headers=args[2])
