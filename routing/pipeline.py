@@ -4,6 +4,7 @@ expand template → choose models → call with fallback → stream or return �
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,13 +59,15 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
         if chat.stream:
             stream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
             served(event, stream.candidate, attempts, streamed=True)
+            prompt_estimate = len(orjson.dumps(body.get("messages"))) // 4
+            await record_stream_opening(event, stream.candidate, prompt_estimate)
             ledger.deferred = True  # the relay bills when the stream ends, however it ends
             return sse_response(
                 relay_stream(
                     stream,
                     event=event,
                     client_wants_usage=chat.wants_usage_in_stream,
-                    prompt_tokens_estimate=len(orjson.dumps(body.get("messages"))) // 4,
+                    prompt_tokens_estimate=prompt_estimate,
                     timeout=timeout,
                     on_finish=lambda: bill(event, key, stream.candidate),
                 ),
@@ -123,6 +126,23 @@ async def record(event: UsageEventData, key: ResolvedKey) -> None:
     event.latency_ms = int((time.time() - event.started_at) * 1000)
     await spend_add(key=key, cost_usd=event.cost_usd, at=event.started_at, request_id=event.request_id)
     await usage_record(event=event)
+
+
+async def record_stream_opening(event: UsageEventData, candidate: Candidate, prompt_tokens: int) -> None:
+    """A provisional ledger entry billing the prompt, written before the first byte is relayed:
+    if this process dies mid-stream it is what finance sees; the stream's final entry replaces it."""
+    tokens = TokenUsage(prompt_tokens=prompt_tokens)
+    opening = dataclasses.replace(
+        event,
+        tokens=tokens,
+        tokens_estimated=True,
+        cost_usd=candidate.entry.cost(tokens),
+        error_code="stream_unfinished",
+        attempts=list(event.attempts),
+        latency_ms=int((time.time() - event.started_at) * 1000),
+        provisional=True,
+    )
+    await usage_record(event=opening)
 
 
 async def bill(event: UsageEventData, key: ResolvedKey, candidate: Candidate) -> None:

@@ -43,6 +43,7 @@ def event_encode(event: UsageEventData) -> bytes:
             "error_code": event.error_code,
             "streamed": event.streamed,
             "cancelled": event.cancelled,
+            "provisional": event.provisional,
             "started_at": event.started_at,
         }
     )
@@ -75,6 +76,7 @@ def event_decode(raw: bytes) -> UsageEventData:
             error_code=data["error_code"],
             streamed=bool(data["streamed"]),
             cancelled=bool(data["cancelled"]),
+            provisional=bool(data.get("provisional", False)),
         )
     except UndecodableEvent:
         raise
@@ -119,5 +121,6 @@ def event_row(event: UsageEventData) -> UsageEvent:
         error_code=_text(event.error_code, 40),
         streamed=event.streamed,
         cancelled=event.cancelled,
+        provisional=event.provisional,
         created_at=datetime.fromtimestamp(event.started_at, UTC),
     )

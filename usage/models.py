@@ -36,6 +36,12 @@ class UsageEvent(models.Model):
     error_code = models.CharField(max_length=40, blank=True, default="")
     streamed = models.BooleanField(default=False)
     cancelled = models.BooleanField(default=False, help_text="The client went away before the answer ended.")
+    provisional = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A stream's opening entry (prompt estimate): replaced by the final entry when the stream "
+        "ends; it stays only when the gateway process died mid-stream.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -40,11 +40,44 @@ def _mark_stale(slices: set[tuple[date, int]]) -> None:
         cursor.execute(_MARK_STALE_SQL.format(values=values), params)
 
 
+# Every column a stream's final entry rewrites over its provisional one.
+_FINAL_FIELDS = [
+    f.name
+    for f in UsageEvent._meta.concrete_fields
+    if f.name not in ("id", "request_id", "tenant", "api_key")
+]
+
+
+def _final_over_provisional(events: list[UsageEventData]) -> list[UsageEventData]:
+    """One event per request_id: a final entry wins over a provisional one of the same stream."""
+    chosen: dict[str, UsageEventData] = {}
+    for event in events:
+        current = chosen.get(event.request_id)
+        if current is None or (current.provisional and not event.provisional):
+            chosen[event.request_id] = event
+    return sorted(chosen.values(), key=lambda e: e.request_id)
+
+
 def _insert(events: list[UsageEventData]) -> None:
-    """One transaction: the events (a request_id already present is skipped) and their stale marks."""
+    """One transaction: the events (a request_id already present is skipped, except that a final
+    entry replaces its stream's provisional one) and their stale marks."""
+    events = _final_over_provisional(events)
     with transaction.atomic():
-        rows = [event_row(event) for event in sorted(events, key=lambda e: e.request_id)]
-        UsageEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        UsageEvent.objects.bulk_create([event_row(event) for event in events], ignore_conflicts=True)
+        finals = {event.request_id: event for event in events if not event.provisional}
+        if finals:
+            provisional_ids = dict(
+                UsageEvent.objects.filter(request_id__in=finals, provisional=True)
+                .order_by("request_id")
+                .select_for_update()
+                .values_list("request_id", "pk")
+            )
+            rows = []
+            for request_id, pk in provisional_ids.items():
+                row = event_row(finals[request_id])
+                row.pk = pk
+                rows.append(row)
+            UsageEvent.objects.bulk_update(rows, _FINAL_FIELDS)
         _mark_stale({(event_day(event), event.tenant_id) for event in events})
 
 

@@ -46,6 +46,9 @@ class UsageEventData:
     error_code: str | None = None
     streamed: bool = False
     cancelled: bool = False
+    # A stream's opening entry, written when its first chunk is relayed: if the process dies
+    # before the stream ends, this is what gets billed. The final entry replaces it.
+    provisional: bool = False
 
 
 GroupBy = Literal["day", "session_id", "key", "model", "tenant"]

@@ -43,11 +43,16 @@ def wait_until(probe: Callable[[], T | None], *, timeout: float = 10.0, what: st
         time.sleep(0.05)
 
 
-def ledger_events(request_ids: list[str], *, timeout: float = 10.0) -> dict[str, UsageEvent]:
-    """The ledger rows of `request_ids`, once all of them landed (the flusher runs in the background)."""
+def ledger_events(
+    request_ids: list[str], *, timeout: float = 10.0, final: bool = True
+) -> dict[str, UsageEvent]:
+    """The ledger rows of `request_ids`, once all of them landed (the flusher runs in the background);
+    with `final`, once no stream's provisional entry is left among them."""
 
     def probe() -> dict[str, UsageEvent] | None:
         rows = {e.request_id: e for e in UsageEvent.objects.filter(request_id__in=request_ids)}
+        if final and any(row.provisional for row in rows.values()):
+            return None
         return rows if len(rows) == len(set(request_ids)) else None
 
     return wait_until(probe, timeout=timeout, what=f"{len(request_ids)} ledger events")

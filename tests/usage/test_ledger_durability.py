@@ -140,3 +140,44 @@ def test_with_redis_down_events_go_straight_to_the_database(
     assert sorted(e.http_status for e in events.values()) == [200] * 8 + [404] * 4
     assert not stream_events()  # nothing went through the (shared test) stream
     wait_until(lambda: "usage ledger stream" in cut_off.output(), timeout=2, what="the outage log line")
+
+
+def test_a_stream_cut_off_by_the_gateway_dying_is_still_billed(
+    gateway: GatewayServer,
+    acme_key: CreatedKey,
+    ledger_flusher: LedgerFlusher,
+    usage_gateway_env: Callable[..., dict[str, str]],
+) -> None:
+    """The process dies mid-stream: the provisional entry written before the first byte is billed."""
+    doomed = GatewayServer(env=usage_gateway_env(), workers=1)
+    doomed.start()
+    headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
+    body = chat_body(stream=True, mock={"chunks": 100, "chunk_delay_ms": 50})
+    try:
+        with httpx.Client(base_url=doomed.base_url, headers=headers, timeout=10) as client:
+            with client.stream("POST", "/v1/chat/completions", json=body) as streamed:
+                lines = streamed.iter_lines()
+                for _ in range(4):
+                    next(lines)
+                doomed.process.kill()  # type: ignore[union-attr]  # SIGKILL mid-stream
+                doomed.process.wait(5)  # type: ignore[union-attr]
+    except httpx.HTTPError:
+        pass  # the connection died with the process, as it should
+    finally:
+        doomed.stop()
+
+    request_id = streamed.headers["X-Request-Id"]
+    [event] = ledger_events([request_id], final=False).values()
+    assert event.provisional and event.streamed and event.tokens_estimated
+    assert event.prompt_tokens > 0 and event.cost_usd > 0
+    assert event.error_code == "stream_unfinished"
+
+
+def test_a_finished_stream_replaces_its_provisional_entry(acme_http: httpx.Client) -> None:
+    with acme_http.stream("POST", "/chat/completions", json=chat_body(stream=True, mock={"chunks": 5})) as r:
+        request_id = r.headers["X-Request-Id"]
+        r.read()
+    [event] = ledger_events([request_id]).values()
+    assert not event.provisional and not event.tokens_estimated
+    assert event.completion_tokens == 5 and event.error_code == ""
+    assert UsageEvent.objects.filter(request_id=request_id).count() == 1
