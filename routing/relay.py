@@ -38,6 +38,19 @@ def error_chunk(error: GatewayError, *, chunk_id: str, created: int, model: str)
     }
 
 
+def _as_gateway_error(error: Exception, stream: OpenStream, timeout: float) -> GatewayError:
+    """A failure after the first byte, as the error the final chunk carries."""
+    if isinstance(error, GatewayError):
+        return error
+    if isinstance(error, httpx.TimeoutException):
+        return timeout_error(stream.candidate, timeout, error)
+    return UpstreamError(
+        f"The {stream.candidate.adapter.name} upstream stream broke off.",
+        provider_error=stream.candidate.adapter.provider_error(None, type(error).__name__),
+        retryable=False,
+    )
+
+
 def _carries_output(chunk: dict[str, Any]) -> bool:
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
@@ -85,48 +98,34 @@ async def relay_stream(
         await on_finish()
 
     try:
-        chunk: dict[str, Any] | None = stream.first_chunk
-        while chunk is not None:
-            chunk_id = chunk.get("id", chunk_id)
-            created = chunk.get("created", created)
-            chunk["model"] = model
-            if chunk.get("usage"):
-                usage = usage_from_openai(chunk["usage"])
-                if not client_wants_usage:
-                    if not chunk.get("choices"):
-                        chunk = await anext(stream.rest, None)
-                        continue
-                    chunk.pop("usage")
-            elif not client_wants_usage:
-                chunk.pop("usage", None)
-            if _carries_output(chunk):
-                if event.ttft_ms is None:
-                    event.ttft_ms = int((time.time() - event.started_at) * 1000)
-                content_chunks += 1
-            yield sse_event(chunk)
-            chunk = await anext(stream.rest, None)
-        completed = True
-        await settle()
-        yield DONE
-    except GatewayError as error:
-        event.http_status, event.error_code = error.http_status, error.code
-        yield sse_event(error_chunk(error, chunk_id=chunk_id, created=created, model=model))
-        await settle()
-        yield DONE
-    except httpx.TimeoutException:
-        error = timeout_error(stream.candidate, timeout)
-        event.http_status, event.error_code = error.http_status, error.code
-        yield sse_event(error_chunk(error, chunk_id=chunk_id, created=created, model=model))
-        await settle()
-        yield DONE
-    except httpx.HTTPError as failure:
-        error = UpstreamError(
-            f"The {stream.candidate.adapter.name} upstream stream broke off.",
-            provider_error=stream.candidate.adapter.provider_error(None, type(failure).__name__),
-            retryable=False,
-        )
-        event.http_status, event.error_code = error.http_status, error.code
-        yield sse_event(error_chunk(error, chunk_id=chunk_id, created=created, model=model))
+        failure: GatewayError | None = None
+        try:
+            chunk: dict[str, Any] | None = stream.first_chunk
+            while chunk is not None:
+                chunk_id = chunk.get("id", chunk_id)
+                created = chunk.get("created", created)
+                chunk["model"] = model
+                if chunk.get("usage"):
+                    usage = usage_from_openai(chunk["usage"])
+                    if not client_wants_usage:
+                        if not chunk.get("choices"):
+                            chunk = await anext(stream.rest, None)
+                            continue
+                        chunk.pop("usage")
+                elif not client_wants_usage:
+                    chunk.pop("usage", None)
+                if _carries_output(chunk):
+                    if event.ttft_ms is None:
+                        event.ttft_ms = int((time.time() - event.started_at) * 1000)
+                    content_chunks += 1
+                yield sse_event(chunk)
+                chunk = await anext(stream.rest, None)
+            completed = True
+        except (GatewayError, httpx.HTTPError) as error:
+            failure = _as_gateway_error(error, stream, timeout)
+        if failure is not None:
+            event.http_status, event.error_code = failure.http_status, failure.code
+            yield sse_event(error_chunk(failure, chunk_id=chunk_id, created=created, model=model))
         await settle()
         yield DONE
     finally:
