@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
@@ -33,8 +34,15 @@ async def _redis_ok() -> bool:
 
 
 async def readyz(request: HttpRequest) -> HttpResponse:
-    """Ready when PostgreSQL and Redis both answer; 503 names what is down."""
+    """Says what is down. Without PostgreSQL nothing is served: 503. Without Redis the gateway
+    still serves when limits fail open (MESH_LIMITS_FAIL_OPEN), so it reports "degraded" with 200:
+    a load balancer must not pull every instance for a shared Redis outage it cannot fix."""
     checks = {"database": await _database_ok(), "redis": await _redis_ok()}
-    ready = all(checks.values())
-    body = {"status": "ok" if ready else "unavailable", "checks": checks}
-    return HttpResponse(orjson.dumps(body), status=200 if ready else 503, content_type="application/json")
+    if all(checks.values()):
+        status, code = "ok", 200
+    elif checks["database"] and settings.MESH_LIMITS_FAIL_OPEN:
+        status, code = "degraded", 200
+    else:
+        status, code = "unavailable", 503
+    body = {"status": status, "checks": checks}
+    return HttpResponse(orjson.dumps(body), status=code, content_type="application/json")
