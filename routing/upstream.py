@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
@@ -136,39 +136,43 @@ async def _close(response: httpx.Response | None) -> None:
         await response.aclose()
 
 
-async def complete_with_fallback(
-    candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
-) -> tuple[Candidate, Completion]:
-    """The first candidate's successful completion; a non-retryable error stops the fallback."""
+T = TypeVar("T")
+
+
+async def _with_fallback(
+    candidates: list[Candidate],
+    attempts: list[Attempt],
+    try_once: Callable[[Candidate], Awaitable[T]],
+) -> T:
+    """The first candidate's success; a non-retryable error (or the last one) stops the fallback."""
     for candidate in candidates:
         started = time.monotonic()
         try:
-            completion = await _complete_once(candidate, body, timeout)
+            result = await try_once(candidate)
         except GatewayError as error:
             attempts.append(_attempt(candidate, started, error))
             if not error.retryable or candidate is candidates[-1]:
                 raise
             continue
         attempts.append(_attempt(candidate, started, None))
-        return candidate, completion
+        return result
     raise AssertionError("candidates_resolve never returns an empty list")
+
+
+async def complete_with_fallback(
+    candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
+) -> tuple[Candidate, Completion]:
+    async def once(candidate: Candidate) -> tuple[Candidate, Completion]:
+        return candidate, await _complete_once(candidate, body, timeout)
+
+    return await _with_fallback(candidates, attempts, once)
 
 
 async def open_stream_with_fallback(
     candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
 ) -> OpenStream:
-    for candidate in candidates:
-        started = time.monotonic()
-        try:
-            stream = await _open_once(candidate, body, timeout)
-        except GatewayError as error:
-            attempts.append(_attempt(candidate, started, error))
-            if not error.retryable or candidate is candidates[-1]:
-                raise
-            continue
-        attempts.append(_attempt(candidate, started, None))
-        return stream
-    raise AssertionError("candidates_resolve never returns an empty list")
+    """Fallback is only possible until the first chunk: `_open_once` returns once it arrived."""
+    return await _with_fallback(candidates, attempts, lambda candidate: _open_once(candidate, body, timeout))
 
 
 def _attempt(candidate: Candidate, started: float, error: GatewayError | None) -> Attempt:
