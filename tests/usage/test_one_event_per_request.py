@@ -94,7 +94,10 @@ def test_client_disconnect_mid_stream_bills_what_the_upstream_produced(
 def test_upstream_failure_mid_stream_is_one_error_event_billed_for_the_chunks_sent(
     acme_http: httpx.Client,
 ) -> None:
-    response = acme_http.post("/chat/completions", json=chat_body(stream=True, mock={"drop_after_chunks": 3}))
+    # Chunks paced as real upstreams send them: bytes that arrive in the same read as the connection
+    # reset are discarded by aiohttp's StreamReader (it raises before returning its buffer).
+    body = chat_body(stream=True, mock={"drop_after_chunks": 3, "chunk_delay_ms": 30})
+    response = acme_http.post("/chat/completions", json=body)
     assert response.status_code == 200  # the headers were already sent; the error travels in-stream
     chunks = sse_chunks(response.text)
     assert chunks[-1]["error"]["code"] == "upstream_error"  # type: ignore[index]
