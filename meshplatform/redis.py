@@ -34,13 +34,17 @@ def get_redis() -> aioredis.Redis:
     client = _clients.get(loop_id)
     if client is None:
         if settings.REDIS_URL:
-            client = aioredis.Redis.from_url(
+            # A burst of requests waits for a pooled connection (backpressure) instead of failing
+            # with "Too many connections", which the callers would take for a Redis outage.
+            pool = aioredis.BlockingConnectionPool.from_url(
                 settings.REDIS_URL,
                 max_connections=settings.REDIS_MAX_CONNECTIONS,
+                timeout=settings.REDIS_POOL_TIMEOUT_S,
                 socket_connect_timeout=1.0,
                 socket_timeout=2.0,
                 health_check_interval=30,
             )
+            client = aioredis.Redis(connection_pool=pool)
         else:
             import fakeredis
 
