@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from keys.cache import key_cache_fill, key_cache_get
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+
+from keys import cache
+from keys.cache import UNKNOWN, cache_key, generation_key, key_cache_fill, key_cache_get
+from keys.limits import (
+    UNLIMITED,
+    AdmitReply,
+    RateLimitState,
+    admit_run,
+    rate_limit_check,
+    rate_limit_verdict,
+    rate_limits_unavailable,
+)
 from keys.selectors import api_key_get_by_hash
 from keys.tokens import token_hash, token_is_well_formed
 from keys.types import ResolvedKey
 from meshplatform.db import db_call
-from meshplatform.errors import Unauthorized
+from meshplatform.errors import RateLimited, Unauthorized
 
 _load_key = db_call(api_key_get_by_hash)
 
@@ -40,6 +58,72 @@ async def api_key_authenticate(*, authorization: str | None) -> ResolvedKey:
         raise Unauthorized("Invalid API key.")
     key.ensure_usable()
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A key that authenticated, with its rate-limit verdict (counted in the same round trip)."""
+
+    key: ResolvedKey
+    limits: RateLimitState
+    refusal: RateLimited | None = None
+
+    def rate_limit(self) -> RateLimitState:
+        """The x-ratelimit-* state, or the 429 (raised where the caller records the request)."""
+        if self.refusal is not None:
+            raise self.refusal
+        return self.limits
+
+
+async def api_key_admit(*, authorization: str | None) -> Admission:
+    """api_key_authenticate and the RPM/RPD count in one Redis round trip for a cached key.
+
+    401 when unknown, 403 when revoked/expired/suspended; a 429 is carried in the Admission
+    so the caller can record the refused request. A cache miss costs the database read, the
+    cache fill and a separate count; a Redis outage falls back to the database and the
+    fail-open/closed policy for limits.
+    """
+    token = bearer_token(authorization)
+    digest = token_hash(token)
+    try:
+        reply = await admit_run(
+            key_hash=digest, cache_names=[cache_key(digest), generation_key(digest)], now=time.time()
+        )
+    except (RedisError, OSError) as error:
+        cache.outage.failed(error)
+        key = await _load_key(key_hash=digest)
+        if key is None:
+            raise Unauthorized("Invalid API key.") from None
+        key.ensure_usable()
+        return await _admitted(key, _unavailable(error))
+    cache.outage.recovered()
+    if reply.entry == UNKNOWN:
+        raise Unauthorized("Invalid API key.")
+    if reply.entry is None:
+        loaded = await _load_key(key_hash=digest)
+        await key_cache_fill(digest, loaded, generation=reply.generation)
+        if loaded is None:
+            raise Unauthorized("Invalid API key.")
+        loaded.ensure_usable()
+        return await _admitted(loaded, rate_limit_check(key=loaded, key_hash=digest))
+    key = ResolvedKey.from_json(orjson.loads(reply.entry))
+    key.ensure_usable()
+    return await _admitted(key, _verdict(key, reply))
+
+
+async def _admitted(key: ResolvedKey, count: Coroutine[Any, Any, RateLimitState]) -> Admission:
+    try:
+        return Admission(key=key, limits=await count)
+    except RateLimited as refusal:
+        return Admission(key=key, limits=UNLIMITED, refusal=refusal)
+
+
+async def _verdict(key: ResolvedKey, reply: AdmitReply) -> RateLimitState:
+    return rate_limit_verdict(key, reply)
+
+
+async def _unavailable(error: Exception) -> RateLimitState:
+    return rate_limits_unavailable(error)
 
 
 def api_key_authenticate_sync(*, authorization: str | None) -> ResolvedKey:

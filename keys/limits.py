@@ -59,36 +59,79 @@ class RateLimitState:
 UNLIMITED = RateLimitState(limit=None, remaining=None, reset_seconds=None)
 
 
-def window_keys(key_id: int, now: float) -> tuple[list[str], int, int]:
-    """Redis keys for the current minute and UTC day, and the seconds left in each."""
+def window_keys(key_hash: str, now: float) -> tuple[list[str], int, int]:
+    """Redis keys for the current minute and UTC day, and the seconds left in each.
+
+    They share the key cache entry's hash tag, so one script can read the entry and count.
+    """
     minute_window = int(now // 60)
     day_window = int(now // 86400)
-    tag = f"{{mesh:rl:{key_id}}}"
+    tag = f"{{mesh:key:{key_hash}}}"
     names = [f"{tag}:m:{minute_window}", f"{tag}:d:{day_window}"]
     return names, 60 - int(now % 60), 86400 - int(now % 86400)
 
 
-async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
-    """Count this request against the key's windows, or raise 429 without counting it.
-
-    Keys without limits cost no round trip.
+# KEYS: cache entry, cache generation, minute counter, day counter (one hash tag).
+# ARGV: minute ttl, day ttl. The key's cached record carries its rpm/rpd, so the hot path
+# authenticates and counts in one round trip. A miss or a cached "no such key" counts nothing.
+# Returns {entry or false, generation, [allowed, minute count, day count, refusing window]}.
+ADMIT = RedisScript(
     """
-    if not key.rpm and not key.rpd:
-        return UNLIMITED
-    names, minute_left, day_left = window_keys(key.key_id, time.time())
-    args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
-    try:
-        counted = await FIXED_WINDOWS.run(get_redis(), names, args)
-    except (RedisError, OSError) as error:
-        outage.failed(error)
-        if settings.MESH_LIMITS_FAIL_OPEN:
-            return UNLIMITED
-        raise RateLimited("Rate limits are unavailable; try again shortly.", retry_after_seconds=1) from None
+local entry = redis.call('GET', KEYS[1])
+local generation = redis.call('GET', KEYS[2]) or ''
+if not entry or entry == 'unknown' then return {entry, generation} end
+local key = cjson.decode(entry)
+local rpm = tonumber(key['rpm']) or 0
+local rpd = tonumber(key['rpd']) or 0
+if rpm == 0 and rpd == 0 then return {entry, generation} end
+local minute = tonumber(redis.call('GET', KEYS[3]) or '0')
+local day = tonumber(redis.call('GET', KEYS[4]) or '0')
+if rpm > 0 and minute >= rpm then return {entry, generation, 0, minute, day, 1} end
+if rpd > 0 and day >= rpd then return {entry, generation, 0, minute, day, 2} end
+minute = redis.call('INCR', KEYS[3])
+if minute == 1 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
+day = redis.call('INCR', KEYS[4])
+if day == 1 then redis.call('EXPIRE', KEYS[4], ARGV[2]) end
+return {entry, generation, 1, minute, day, 0}
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitReply:
+    """The ADMIT script's answer: the cached entry (None on a miss) and, for limited keys, the count."""
+
+    entry: bytes | None
+    generation: str
+    counted: list[int] | None
+    minute_left: int
+    day_left: int
+
+
+async def admit_run(*, key_hash: str, cache_names: list[str], now: float) -> AdmitReply:
+    """Read the cached key and count it against its windows in one round trip (raises on Redis errors)."""
+    names, minute_left, day_left = window_keys(key_hash, now)
+    reply = await ADMIT.run(get_redis(), [*cache_names, *names], [minute_left + 1, day_left + 1])
+    entry, generation = reply[0] or None, reply[1]
+    counted = [int(value) for value in reply[2:]] if len(reply) > 2 else None
     outage.recovered()
-    allowed, minute, day, refused_by = (int(value) for value in counted)
-    state = _state(key, minute, day, minute_left, day_left)
+    return AdmitReply(
+        entry=entry,
+        generation=generation.decode() if isinstance(generation, bytes) else str(generation),
+        counted=counted,
+        minute_left=minute_left,
+        day_left=day_left,
+    )
+
+
+def rate_limit_verdict(key: ResolvedKey, reply: AdmitReply) -> RateLimitState:
+    """The x-ratelimit-* state of a counted request, or the 429 for a refused one."""
+    if reply.counted is None:
+        return UNLIMITED
+    allowed, minute, day, refused_by = reply.counted
+    state = _state(key, minute, day, reply.minute_left, reply.day_left)
     if not allowed:
-        window, retry_after = ("minute", minute_left) if refused_by == 1 else ("day", day_left)
+        window, retry_after = ("minute", reply.minute_left) if refused_by == 1 else ("day", reply.day_left)
         limit = key.rpm if refused_by == 1 else key.rpd
         raise RateLimited(
             f"Rate limit of {limit} requests per {window} reached for this key.",
@@ -96,6 +139,39 @@ async def rate_limit_check(*, key: ResolvedKey) -> RateLimitState:
             extra_headers=state.headers(),
         )
     return state
+
+
+async def rate_limit_check(*, key: ResolvedKey, key_hash: str) -> RateLimitState:
+    """Count a request whose key was not in the cache (the ADMIT script counts cached ones).
+
+    Keys without limits cost no round trip.
+    """
+    if not key.rpm and not key.rpd:
+        return UNLIMITED
+    now = time.time()
+    names, minute_left, day_left = window_keys(key_hash, now)
+    args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
+    try:
+        counted = await FIXED_WINDOWS.run(get_redis(), names, args)
+    except (RedisError, OSError) as error:
+        return rate_limits_unavailable(error)
+    outage.recovered()
+    reply = AdmitReply(
+        entry=None,
+        generation="",
+        counted=[int(value) for value in counted],
+        minute_left=minute_left,
+        day_left=day_left,
+    )
+    return rate_limit_verdict(key, reply)
+
+
+def rate_limits_unavailable(error: Exception) -> RateLimitState:
+    """Redis is down: serve without limits (default) or refuse, per MESH_LIMITS_FAIL_OPEN."""
+    outage.failed(error)
+    if settings.MESH_LIMITS_FAIL_OPEN:
+        return UNLIMITED
+    raise RateLimited("Rate limits are unavailable; try again shortly.", retry_after_seconds=1) from None
 
 
 def _state(key: ResolvedKey, minute: int, day: int, minute_left: int, day_left: int) -> RateLimitState:

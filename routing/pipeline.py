@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions, top to bottom: authenticate → rate limit → spend cap → parse →
+"""POST /v1/chat/completions, top to bottom: authenticate + rate limit → spend cap → parse →
 expand template → choose models → call with fallback → stream or return → bill and record."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
-from keys.auth import api_key_authenticate
-from keys.limits import UNLIMITED, RateLimitState, rate_limit_check
+from keys.auth import api_key_admit
+from keys.limits import UNLIMITED, RateLimitState
 from keys.spend import spend_add, spend_cap_check, spend_reserve
 from keys.types import ResolvedKey
 from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
@@ -32,7 +32,8 @@ from usage.types import TokenUsage, UsageEventData
 
 
 async def chat_completion(http: HttpRequest) -> HttpResponseBase:
-    key = await api_key_authenticate(authorization=http.headers.get("Authorization"))
+    admission = await api_key_admit(authorization=http.headers.get("Authorization"))
+    key = admission.key
     event = UsageEventData(
         request_id=request_id_of(http),
         tenant_id=key.tenant_id,
@@ -41,7 +42,7 @@ async def chat_completion(http: HttpRequest) -> HttpResponseBase:
         started_at=time.time(),
     )
     async with ledger_entry(event, key) as ledger:
-        ledger.limits = await rate_limit_check(key=key)
+        ledger.limits = admission.rate_limit()  # counted with the authentication, one round trip
         await spend_cap_check(key=key)
         chat, raw = parse_chat_request(json_body(http))
         event.session_id = chat.session_id

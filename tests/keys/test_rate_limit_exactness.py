@@ -41,7 +41,7 @@ def test_200_concurrent_requests_at_rpm_50_admit_exactly_50(
     started = time.time()
     responses = asyncio.run(burst())
     statuses = [r.status_code for r in responses]
-    minute_key = window_keys(key.api_key.pk, started)[0][0]
+    minute_key = window_keys(key.api_key.key_hash, started)[0][0]
     counter = int(test_redis.get(minute_key) or 0)
     admitted, refused_count = statuses.count(200), statuses.count(429)
     print(f"\nRPM 50, 200 concurrent: {admitted} admitted, {refused_count} refused, Redis counter {counter}")
@@ -91,7 +91,7 @@ def test_a_request_refused_by_the_day_window_consumes_neither_window(
         c.post("/chat/completions", json=chat_body())
     assert statuses == [200, 200, 200]
     assert refused.status_code == 429
-    (minute_key, day_key), _, _ = window_keys(key.api_key.pk, now)
+    (minute_key, day_key), _, _ = window_keys(key.api_key.key_hash, now)
     assert int(test_redis.get(minute_key)) == 3
     assert int(test_redis.get(day_key)) == 3
     seconds_to_midnight = 86400 - time.time() % 86400
