@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psutil
@@ -18,9 +17,9 @@ from keys.models import Tenant
 from keys.spend import key_counter_name, tenant_counter_name
 from keys.tokens import token_hash
 from tests.support.gateway import GatewayServer
+from tests.support.waiting import wait_until
 from usage.models import UsageEvent
 
-T = TypeVar("T")
 # gpt-4o-mini's seed prices, USD per token.
 MINI_INPUT = Decimal("0.15") / 1_000_000
 MINI_OUTPUT = Decimal("0.60") / 1_000_000
@@ -38,18 +37,6 @@ def mini_cost(prompt_tokens: int, completion_tokens: int) -> Decimal:
 
 def nano(usd: Decimal) -> int:
     return int(usd * 1_000_000_000)
-
-
-def wait_until(probe: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy (the ledger is written after the response)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def ledger_flush() -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -22,25 +21,14 @@ from routing.models import CatalogModel
 from simulator.server import SimulatorServer
 from tests.conftest import gateway_env
 from tests.support.gateway import GatewayServer
+from tests.support.waiting import wait_until
 from usage.codec import event_decode
 from usage.models import UsageDailyRollup, UsageEvent
 from usage.recording import PAYLOAD_FIELD, STREAM
 from usage.roles import FINANCE_GROUP, finance_group_sync
 from usage.types import UsageEventData
 
-T = TypeVar("T")
 SUMMED = ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
-
-
-def wait_until(probe: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def ledger_events(
