@@ -81,10 +81,18 @@ def usage_stream_flush(
 
 
 def _group_ensure(redis: sync_redis.Redis) -> None:
-    """From id 0: entries written before the group existed (or after Redis lost it) are still read."""
+    """From id 0: entries written before the group existed (or after Redis lost it) are still read.
+
+    Looks before creating: an error reply on every run would be noise, and the embedded server
+    of `make run` (fakeredis over TCP) drops the connection after any error reply.
+    """
+    if redis.exists(STREAM):
+        groups: Any = redis.xinfo_groups(STREAM)
+        if any(group["name"] in (GROUP, GROUP.encode()) for group in groups):
+            return
     try:
         redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    except ResponseError as error:
+    except ResponseError as error:  # another flusher created it meanwhile
         if "BUSYGROUP" not in str(error):
             raise
 
