@@ -1,12 +1,13 @@
-"""Django's ASGI handler with two fixes the proxy path needs: a streaming body limit and no thread hop on close."""
+"""Django's ASGI handler with two fixes the proxy path needs: a streaming body limit, no thread hop
+on close."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -48,10 +49,8 @@ class MeshASGIHandler(ASGIHandler):
 
         async def process_request() -> Any:
             response = await self.run_get_response(request)
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # the client went away while we sent
                 await self.send_response(response, send)
-            except asyncio.CancelledError:
-                pass  # client went away while we were sending
             return response
 
         tasks = [
@@ -70,10 +69,8 @@ class MeshASGIHandler(ASGIHandler):
                     raise
             else:
                 task.cancel()  # a disconnect cancels the view (and its upstream call)
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await task
-                except asyncio.CancelledError:
-                    pass
         try:
             response = tasks[1].result()
         except asyncio.CancelledError:
@@ -87,7 +84,10 @@ class MeshASGIHandler(ASGIHandler):
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
-        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        # Handed to the request and closed by handle(), so no context manager here.
+        body_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+        )
         size = 0
         while True:
             message = await receive()

@@ -64,8 +64,17 @@ class ProviderError(BaseModel):
 
 
 ErrorCode = Literal[
-    "unauthorized", "forbidden", "not_found", "model_not_found", "validation_error", "unprocessable_entity",
-    "rate_limit_exceeded", "spend_limit_exceeded", "conflict", "upstream_error", "provider_not_available",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "model_not_found",
+    "validation_error",
+    "unprocessable_entity",
+    "rate_limit_exceeded",
+    "spend_limit_exceeded",
+    "conflict",
+    "upstream_error",
+    "provider_not_available",
     "gateway_timeout",
 ]
 
@@ -126,7 +135,13 @@ ERROR_STATUSES = {
 
 def _schemas() -> dict[str, Any]:
     components: dict[str, Any] = {}
-    for model in (ChatCompletionRequest, ChatCompletionResponse, ChatCompletionChunk, ErrorEnvelope, ModelList):
+    for model in (
+        ChatCompletionRequest,
+        ChatCompletionResponse,
+        ChatCompletionChunk,
+        ErrorEnvelope,
+        ModelList,
+    ):
         schema = model.model_json_schema(ref_template=REF, mode="serialization")
         components.update(schema.pop("$defs", {}))
         components[model.__name__] = schema
@@ -154,14 +169,20 @@ def _proxy_paths() -> dict[str, Any]:
                 "security": [{"HTTPBearer": []}],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
+                    },
                 },
                 "responses": {
                     "200": {
                         "description": "A completion, or SSE chunks when `stream=true`.",
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionResponse"}},
-                            "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}},
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ChatCompletionResponse"}
+                            },
+                            "text/event-stream": {
+                                "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}
+                            },
                         },
                     },
                     **_errors(),
@@ -177,7 +198,9 @@ def _proxy_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The catalog",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelList"}}},
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ModelList"}}
+                        },
                     },
                     "401": _errors()["401"],
                 },

@@ -38,7 +38,12 @@ def start_embedded_redis() -> str:
 
 def manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout
 
@@ -46,13 +51,18 @@ def manage(env: dict[str, str], *args: str) -> str:
 def main() -> None:
     if (REPO_ROOT / ".env").exists():
         environ.Env.read_env(REPO_ROOT / ".env")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "meshplatform.settings.dev")}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "meshplatform.settings.dev"),
+    }
     notes: list[str] = []
     if not env.get("REDIS_URL"):
         env["REDIS_URL"] = start_embedded_redis()
         env.setdefault("CELERY_BROKER_URL", "filesystem://")
         (REPO_ROOT / ".run" / "broker" / "processed").mkdir(parents=True, exist_ok=True)
-        notes.append(f"Redis: embedded in-process server at {env['REDIS_URL']} (set REDIS_URL for a real one)")
+        notes.append(
+            f"Redis: embedded in-process server at {env['REDIS_URL']} (set REDIS_URL for a real one)"
+        )
     if not env.get("DATABASE_URL"):
         notes.append("Database: SQLite at db.sqlite3 (set DATABASE_URL for PostgreSQL)")
     simulator: SimulatorServer | None = None
@@ -74,15 +84,43 @@ def main() -> None:
     processes = [
         subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "meshplatform.asgi:application", "--host", "127.0.0.1",
-                "--port", str(PORT), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "off",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "meshplatform.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(PORT),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--lifespan",
+                "off",
             ],
-            cwd=REPO_ROOT, env=env,
+            cwd=REPO_ROOT,
+            env=env,
         ),
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "meshplatform", "worker", "-B", "--loglevel", "WARNING",
-             "--concurrency", "1", "-s", str(REPO_ROOT / ".run" / "celerybeat-schedule")],
-            cwd=REPO_ROOT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "meshplatform",
+                "worker",
+                "-B",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                "1",
+                "-s",
+                str(REPO_ROOT / ".run" / "celerybeat-schedule"),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
         ),
     ]
     (REPO_ROOT / ".run").mkdir(exist_ok=True)
@@ -101,7 +139,7 @@ def main() -> None:
                 "Try it:",
                 f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {key}' "
                 "-H 'Content-Type: application/json' "
-                "-d '{\"model\": \"openai/gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'",
+                '-d \'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}\'',
                 "",
                 "Press Ctrl+C to stop.",
             ]

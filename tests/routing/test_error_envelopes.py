@@ -1,4 +1,5 @@
-"""Every error is the seeds' ErrorEnvelope with the right status and code, and client errors never reach upstream."""
+"""Every error is the seeds' ErrorEnvelope with the right status and code; client errors never reach
+the upstream."""
 
 from __future__ import annotations
 

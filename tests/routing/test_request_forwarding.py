@@ -1,4 +1,5 @@
-"""What reaches the upstream: the request as sent (extra fields, tools, multimodal parts), Mesh fields removed."""
+"""What reaches the upstream: the request as sent (extra fields, tools, multimodal parts), minus
+Mesh's own fields."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ def test_middle_out_keeps_first_and_latest_messages_within_the_window(
     assert sent[-1] == LONG_CONVERSATION[-1]
 
 
-def test_without_the_transform_the_prompt_is_sent_whole(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+def test_without_the_transform_the_prompt_is_sent_whole(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
     response = acme_http.post(
         "/chat/completions", json=chat_body(model="openai/gpt-4o", messages=LONG_CONVERSATION)
     )
@@ -35,7 +37,9 @@ def test_without_the_transform_the_prompt_is_sent_whole(acme_http: httpx.Client,
     assert len(simulator.requests()[-1]["body"]["messages"]) == len(LONG_CONVERSATION)
 
 
-def test_openrouter_receives_transforms_untouched(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+def test_openrouter_receives_transforms_untouched(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
     body = chat_body(model="openrouter/mistralai/mistral-large", transforms=["middle-out"])
     assert acme_http.post("/chat/completions", json=body).status_code == 200
     assert simulator.requests()[-1]["body"]["transforms"] == ["middle-out"]

@@ -154,13 +154,15 @@ def test_a_stream_cut_off_by_the_gateway_dying_is_still_billed(
     headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
     body = chat_body(stream=True, mock={"chunks": 100, "chunk_delay_ms": 50})
     try:
-        with httpx.Client(base_url=doomed.base_url, headers=headers, timeout=10) as client:
-            with client.stream("POST", "/v1/chat/completions", json=body) as streamed:
-                lines = streamed.iter_lines()
-                for _ in range(4):
-                    next(lines)
-                doomed.process.kill()  # type: ignore[union-attr]  # SIGKILL mid-stream
-                doomed.process.wait(5)  # type: ignore[union-attr]
+        with (
+            httpx.Client(base_url=doomed.base_url, headers=headers, timeout=10) as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as streamed,
+        ):
+            lines = streamed.iter_lines()
+            for _ in range(4):
+                next(lines)
+            doomed.process.kill()  # type: ignore[union-attr]  # SIGKILL mid-stream
+            doomed.process.wait(5)  # type: ignore[union-attr]
     except httpx.HTTPError:
         pass  # the connection died with the process, as it should
     finally:

@@ -19,7 +19,9 @@ DEMO_KEY_NAME = "make run demo key"
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenant and admin if missing, and a fresh demo key (earlier demo keys are revoked)."
+    help = (
+        "Create the demo tenant and admin if missing, and a fresh demo key (earlier demo keys are revoked)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--admin-username", default="admin")
