@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--slow-clients", type=int, help="concurrent slow streams (default 2000, --quick 200)"
     )
     parser.add_argument("--skip-slow", action="store_true", help="skip the slow-stream run")
+    parser.add_argument("--slow-only", action="store_true", help="only the slow-stream run (no cells)")
     parser.add_argument(
         "--load-processes", type=int, default=DEFAULT_LOAD_PROCESSES, help="load generator processes"
     )
@@ -55,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     args = parser.parse_args(argv)
+    if args.skip_slow and args.slow_only:
+        parser.error("--skip-slow and --slow-only leave nothing to measure")
     if args.gateway_url and not args.key:
         parser.error("--gateway-url needs --key")
     return args
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         meters["gateway"] = meter
                     print(f"measuring {plan.cell_duration_s:g} s per cell…", flush=True)
                     with PeakRss(meter) as peak:
-                        cells = runner.cells([gateway, direct], meters)
+                        cells = [] if args.slow_only else runner.cells([gateway, direct], meters)
                     slow = []
                     if not args.skip_slow:
                         print(
