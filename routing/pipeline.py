@@ -13,13 +13,14 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from keys.auth import api_key_admit
 from keys.limits import UNLIMITED, RateLimitState
 from keys.spend import spend_add, spend_cap_check, spend_reserve
 from keys.types import ResolvedKey
 from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
+from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
 from routing.catalog import CatalogEntry, catalog_current
 from routing.relay import relay_stream
@@ -235,10 +236,8 @@ def json_response(payload: dict[str, Any], limits: RateLimitState) -> HttpRespon
     return response
 
 
-def sse_response(body: AsyncIterator[bytes], limits: RateLimitState) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
+def sse_response(body: AsyncIterator[bytes], limits: RateLimitState) -> EventStreamResponse:
+    response = EventStreamResponse(body)
     for name, value in limits.headers().items():
         response[name] = value
     return response

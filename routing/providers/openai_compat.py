@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource
 
 from meshplatform.errors import UpstreamError
 from routing.providers.base import (
@@ -17,6 +16,7 @@ from routing.providers.base import (
     UpstreamRequest,
     usage_from_openai,
 )
+from routing.providers.sse import sse_events
 from routing.transforms import transforms_apply
 
 
@@ -64,7 +64,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     async def iter_chunks(
         self, response: httpx.Response, call: UpstreamCall
     ) -> AsyncIterator[dict[str, Any]]:
-        async for event in EventSource(response).aiter_sse():
+        async for event in sse_events(response):
             data = event.data
             if not data:
                 continue
