@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import django
@@ -12,3 +13,10 @@ django.setup(set_prefix=False)
 from meshplatform.asgi_handler import MeshASGIHandler  # noqa: E402
 
 application = MeshASGIHandler()
+
+# What is loaded by now lives as long as the process: frozen, the collector stops re-scanning it
+# on every full collection, and a larger young generation collects less often. Measured with
+# perf: the collector took ~10% of a plain request's CPU before.
+gc.collect()
+gc.freeze()
+gc.set_threshold(50_000, 20, 100)
