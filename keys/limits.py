@@ -111,7 +111,7 @@ class AdmitReply:
 async def admit_run(*, key_hash: str, cache_names: list[str], now: float) -> AdmitReply:
     """Read the cached key and count it against its windows in one round trip (raises on Redis errors)."""
     names, minute_left, day_left = window_keys(key_hash, now)
-    reply = await ADMIT.run(get_redis(), [*cache_names, *names], [minute_left + 1, day_left + 1])
+    reply = await ADMIT.run_batched([*cache_names, *names], [minute_left + 1, day_left + 1])
     entry, generation = reply[0] or None, reply[1]
     counted = [int(value) for value in reply[2:]] if len(reply) > 2 else None
     outage.recovered()

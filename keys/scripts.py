@@ -10,6 +10,9 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from meshplatform.redis import get_redis
+from meshplatform.redis_batch import redis_batched
+
 Arg = str | int | float | bytes
 
 
@@ -26,6 +29,15 @@ class RedisScript:
         except NoScriptError:
             await redis.script_load(self.source)  # Redis restarted or flushed its script cache
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def run_batched(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """`run` on the loop's shared client, in a pipeline shared with concurrent commands (the
+        hot path's scripts: a request's billing travels with its ledger write)."""
+        try:
+            return await redis_batched("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await get_redis().script_load(self.source)
+            return await redis_batched("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def run_sync(self, redis: sync_redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:

@@ -232,7 +232,7 @@ async def spend_add(
     names = [*holds_names(key.tenant_id), last_used_name(key.tenant_id), *(c.name for c in counters)]
     amount = to_nano_usd(max(cost_usd, Decimal(0)))
     try:
-        await BILL.run(get_redis(), names, [request_id or "", amount, key.key_id, time.time(), *ttls])
+        await BILL.run_batched(names, [request_id or "", amount, key.key_id, time.time(), *ttls])
     except (RedisError, OSError) as error:
         # The ledger keeps the event; the rebuild task restores the counter from it.
         outage.failed(error)
