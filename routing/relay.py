@@ -12,10 +12,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import orjson
 
 from meshplatform.errors import GatewayError, UpstreamError
+from routing.http_client import UpstreamTransportError
 from routing.providers.base import usage_from_openai
 from routing.upstream import OpenStream, timeout_error
 from usage.types import TokenUsage, UsageEventData
@@ -42,7 +42,7 @@ def _as_gateway_error(error: Exception, stream: OpenStream, timeout: float) -> G
     """A failure after the first byte, as the error the final chunk carries."""
     if isinstance(error, GatewayError):
         return error
-    if isinstance(error, httpx.TimeoutException):
+    if isinstance(error, TimeoutError):
         return timeout_error(stream.candidate, timeout, error)
     return UpstreamError(
         f"The {stream.candidate.adapter.name} upstream stream broke off.",
@@ -121,7 +121,7 @@ async def relay_stream(
                 yield sse_event(chunk)
                 chunk = await anext(stream.rest, None)
             completed = True
-        except (GatewayError, httpx.HTTPError) as error:
+        except (GatewayError, UpstreamTransportError) as error:
             failure = _as_gateway_error(error, stream, timeout)
         if failure is not None:
             event.http_status, event.error_code = failure.http_status, failure.code

@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
 from django.conf import settings
 
 from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
-from routing.http_client import upstream_send
+from routing.http_client import (
+    UpstreamConnectTimeout,
+    UpstreamResponse,
+    UpstreamTransportError,
+    upstream_send,
+)
 from routing.providers.base import Completion, UpstreamCall
 from routing.resolve import Candidate
 
@@ -43,7 +47,7 @@ class OpenStream:
     """A stream whose first chunk already arrived (so fallback is no longer possible)."""
 
     candidate: Candidate
-    response: httpx.Response
+    response: UpstreamResponse
     first_chunk: dict[str, Any]
     rest: AsyncIterator[dict[str, Any]]
 
@@ -52,7 +56,7 @@ def timeout_error(
     candidate: Candidate, timeout: float, failure: BaseException | None = None
 ) -> GatewayTimeout:
     """504 naming the limit that actually fired: the connect timeout or the request's own."""
-    if isinstance(failure, httpx.ConnectTimeout):
+    if isinstance(failure, UpstreamConnectTimeout):
         timeout = min(timeout, settings.MESH_UPSTREAM_CONNECT_TIMEOUT_S)
         what = f"could not be connected to within {timeout:g}s"
     else:
@@ -63,7 +67,7 @@ def timeout_error(
     )
 
 
-def _transport_error(candidate: Candidate, error: httpx.HTTPError) -> UpstreamError:
+def _transport_error(candidate: Candidate, error: UpstreamTransportError) -> UpstreamError:
     return UpstreamError(
         f"Could not reach the {candidate.adapter.name} upstream.",
         provider_error=candidate.adapter.provider_error(None, type(error).__name__),
@@ -85,9 +89,9 @@ async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: fl
                 url=request.url, headers=request.headers, body=request.body, timeout=timeout
             )
             content = await response.aread()
-    except (TimeoutError, httpx.TimeoutException) as failure:
+    except TimeoutError as failure:  # asyncio.timeout's, or a connect/read timeout
         raise timeout_error(candidate, timeout, failure) from None
-    except httpx.HTTPError as error:
+    except UpstreamTransportError as error:
         raise _transport_error(candidate, error) from None
     if response.status_code >= 300:
         raise candidate.adapter.map_error(response.status_code, content)
@@ -102,7 +106,7 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
         context_window=candidate.entry.context_window,
     )
     request = candidate.adapter.build_request(call)
-    response: httpx.Response | None = None
+    response: UpstreamResponse | None = None
     try:
         async with asyncio.timeout(timeout):
             response = await upstream_send(
@@ -119,10 +123,10 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
             provider_error=candidate.adapter.provider_error(200, "empty stream"),
             retryable=True,
         ) from None
-    except (TimeoutError, httpx.TimeoutException) as failure:
+    except TimeoutError as failure:  # asyncio.timeout's, or a connect/read timeout
         await _close(response)
         raise timeout_error(candidate, timeout, failure) from None
-    except httpx.HTTPError as error:
+    except UpstreamTransportError as error:
         await _close(response)
         raise _transport_error(candidate, error) from None
     except BaseException:
@@ -131,7 +135,7 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
     return OpenStream(candidate=candidate, response=response, first_chunk=first, rest=chunks)
 
 
-async def _close(response: httpx.Response | None) -> None:
+async def _close(response: UpstreamResponse | None) -> None:
     if response is not None:
         await response.aclose()
 

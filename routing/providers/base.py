@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from meshplatform.errors import ProviderErrorBody, UpstreamError
+from routing.http_client import UpstreamResponse
 from usage.types import TokenUsage
 
 
@@ -64,7 +63,7 @@ class ProviderAdapter(ABC):
         """Turn a 2xx non-streamed body into an OpenAI-shaped completion."""
 
     @abstractmethod
-    def iter_chunks(self, response: httpx.Response, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
+    def iter_chunks(self, response: UpstreamResponse, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
         """Yield OpenAI-shaped `chat.completion.chunk` dicts; the last one with usage carries it."""
 
     def map_error(self, status: int, body: bytes) -> UpstreamError:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from meshplatform.errors import UpstreamError
+from routing.http_client import UpstreamResponse
 from routing.providers.base import (
     Completion,
     ProviderAdapter,
@@ -62,7 +62,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         return Completion(payload=payload, usage=usage_from_openai(payload.get("usage")))
 
     async def iter_chunks(
-        self, response: httpx.Response, call: UpstreamCall
+        self, response: UpstreamResponse, call: UpstreamCall
     ) -> AsyncIterator[dict[str, Any]]:
         async for event in sse_events(response):
             data = event.data
