@@ -86,8 +86,22 @@ async def serve(
         return
     await stream_frames(
         exchange,
-        dialect.stream(reply),
+        reshaped(dialect.stream(reply), fault),
         dialect.stream_headers + dialect.headers,
         chunk_delay_s=fault.chunk_delay_ms / 1000,
         drop_after_chunks=fault.drop_after_chunks,
     )
+
+
+def reshaped(script: StreamScript, fault: Fault) -> StreamScript:
+    """The stream as `fault.crlf` and `fault.split_bytes` ask (unchanged when neither is set)."""
+
+    def line_ends(frames: list[bytes]) -> list[bytes]:
+        # JSON escapes newlines inside strings, so every raw LF is framing.
+        return [frame.replace(b"\n", b"\r\n") for frame in frames] if fault.crlf else frames
+
+    head, content, tail = line_ends(script.head), line_ends(script.content), line_ends(script.tail)
+    if not fault.split_bytes:
+        return StreamScript(head=head, content=content, tail=tail)
+    data, size = b"".join([*head, *content, *tail]), fault.split_bytes
+    return StreamScript(head=[], content=[data[i : i + size] for i in range(0, len(data), size)], tail=[])

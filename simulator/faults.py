@@ -26,6 +26,10 @@ class Fault:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     malformed: bool = False
+    # Wire shape of a stream: CRLF line endings, and the bytes re-cut into pieces of this size
+    # (each its own write, paced by chunk_delay_ms) so events and characters straddle reads.
+    crlf: bool = False
+    split_bytes: int | None = None
 
     @classmethod
     def from_json(cls, raw: Any) -> Fault:

@@ -125,3 +125,19 @@ def test_streaming_fallback_happens_before_the_first_byte(
     )
     assert orjson.loads(events[0])["model"] == "openai/gpt-4o-mini"
     assert events[-1] == "[DONE]"
+
+
+def test_events_and_characters_split_across_reads_arrive_whole(acme_http: httpx.Client) -> None:
+    """An upstream with CRLF line endings whose bytes arrive 7 at a time, cutting events, lines
+    and multi-byte UTF-8 characters apart: the client still gets every event and every character."""
+    text = "Grüße aus Köln 🌍 — naïve café, 東京 ✓"
+    mock = {"content": text, "crlf": True, "split_bytes": 7, "chunk_delay_ms": 1}
+    body = chat_body(stream=True, stream_options={"include_usage": True}, mock=mock)
+    response, events = read_events(acme_http, body)
+    assert response.status_code == 200
+    assert events[-1] == "[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert streamed == text
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    assert all(c["model"] == "openai/gpt-4o-mini" for c in chunks)

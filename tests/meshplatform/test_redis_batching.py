@@ -1,0 +1,36 @@
+"""Auto-pipelined Redis commands: shared round trips, yet each caller gets its own reply or error."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import ResponseError
+
+from meshplatform.redis_batch import redis_batched
+
+
+def test_concurrent_commands_each_get_their_own_reply() -> None:
+    async def scenario() -> list[int]:
+        return await asyncio.gather(*(redis_batched("INCR", "{mesh:test}:counter") for _ in range(200)))
+
+    replies = asyncio.run(scenario())
+    assert sorted(replies) == list(range(1, 201))
+
+
+def test_one_failing_command_does_not_fail_its_batch_neighbours() -> None:
+    async def scenario() -> list[object]:
+        await redis_batched("SET", "{mesh:test}:text", "not a number")
+        return await asyncio.gather(
+            redis_batched("INCR", "{mesh:test}:n"),
+            redis_batched("INCR", "{mesh:test}:text"),
+            redis_batched("INCR", "{mesh:test}:n"),
+            return_exceptions=True,
+        )
+
+    first, failed, second = asyncio.run(scenario())
+    assert (first, second) == (1, 2)
+    assert isinstance(failed, ResponseError)
+
+
+def test_a_command_alone_still_runs() -> None:
+    assert asyncio.run(redis_batched("PING")) is True
