@@ -10,7 +10,6 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from meshplatform.redis import get_redis
 from meshplatform.redis_batch import redis_batched
 
 Arg = str | int | float | bytes
@@ -22,6 +21,7 @@ class RedisScript:
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.loaded = False  # by run_batched, in this process
 
     async def run(self, redis: aioredis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
@@ -31,12 +31,17 @@ class RedisScript:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
     async def run_batched(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """`run` on the loop's shared client, in a pipeline shared with concurrent commands (the
-        hot path's scripts: a request's billing travels with its ledger write)."""
+        """`run` in a pipeline shared with concurrent commands (the hot path's scripts: a request's
+        billing travels with its ledger write). Loaded before its first use, so NOSCRIPT (which
+        some Redis-compatible servers answer by dropping the connection, and with it the batch)
+        only follows a Redis restart."""
+        if not self.loaded:
+            await redis_batched("SCRIPT", "LOAD", self.source)
+            self.loaded = True
         try:
             return await redis_batched("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await get_redis().script_load(self.source)
+            await redis_batched("SCRIPT", "LOAD", self.source)
             return await redis_batched("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def run_sync(self, redis: sync_redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:

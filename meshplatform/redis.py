@@ -41,7 +41,7 @@ def get_redis() -> aioredis.Redis:
                 max_connections=settings.REDIS_MAX_CONNECTIONS,
                 timeout=settings.REDIS_POOL_TIMEOUT_S,
                 socket_connect_timeout=1.0,
-                socket_timeout=2.0,
+                socket_timeout=settings.REDIS_COMMAND_TIMEOUT_S,
                 health_check_interval=30,
             )
             client = aioredis.Redis(connection_pool=pool)

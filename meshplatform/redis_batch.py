@@ -8,7 +8,13 @@ pipeline; commands issued while a pipeline is in flight queue up and go together
 (group commit). A command alone still costs exactly one round trip, plus one loop tick.
 
 Each caller gets its own reply or its own error, as if it had run the command alone; a
-connection failure fails every command of that pipeline (callers fall back on their own).
+connection failure fails every command of that pipeline (callers fall back on their own), and
+nothing is retried: a retried billing script could count twice.
+
+The batches of a loop go over one dedicated connection, one batch in flight at a time, written
+and read with redis-py's own connection (packing, RESP parsing with hiredis, health checks) but
+not its client: the pool checkout, retry wrapper and per-command socket timeout task cost more
+than the command itself. One `asyncio.timeout` bounds each batch instead.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.exceptions import RedisError
+from django.conf import settings
+from redis.asyncio.connection import Connection
+from redis.exceptions import RedisError, ResponseError
 
 from meshplatform.redis import get_redis
 
@@ -32,6 +40,7 @@ class CommandBatcher:
         self.flush_scheduled = False
         self.in_flight = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.connection: Connection | None = None
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -55,13 +64,7 @@ class CommandBatcher:
         replies: list[Any] = []
         failure: BaseException | None = None
         try:
-            if len(batch) == 1:
-                replies = [await get_redis().execute_command(*batch[0][0])]
-            else:
-                async with get_redis().pipeline(transaction=False) as pipe:
-                    for command, _ in batch:
-                        pipe.execute_command(*command)
-                    replies = await pipe.execute(raise_on_error=False)
+            replies = await self._round_trip([command for command, _ in batch])
         except (RedisError, OSError) as error:
             failure = error
         except BaseException as error:  # cancelled at shutdown, or a bug: every caller hears of it
@@ -78,6 +81,35 @@ class CommandBatcher:
                     future.set_result(reply)
             self.in_flight = False
             self._flush()
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        client = get_redis()
+        if not settings.REDIS_URL:  # the embedded in-process fakeredis has no socket to write
+            async with client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute(raise_on_error=False))
+        if self.connection is None:
+            pool = client.connection_pool
+            self.connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        connection = self.connection
+        try:
+            async with asyncio.timeout(settings.REDIS_COMMAND_TIMEOUT_S):
+                await connection.send_packed_command(connection.pack_commands(commands))
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as error:  # this command's own error reply
+                        replies.append(error)
+                return replies
+        except BaseException as error:
+            await connection.disconnect(nowait=True)  # replies may be half read: start afresh
+            if isinstance(error, TimeoutError):
+                raise RedisError(
+                    f"Redis did not answer within {settings.REDIS_COMMAND_TIMEOUT_S}s"
+                ) from error
+            raise
 
 
 _batchers: dict[int, CommandBatcher] = {}

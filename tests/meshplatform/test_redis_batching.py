@@ -33,4 +33,4 @@ def test_one_failing_command_does_not_fail_its_batch_neighbours() -> None:
 
 
 def test_a_command_alone_still_runs() -> None:
-    assert asyncio.run(redis_batched("PING")) is True
+    assert asyncio.run(redis_batched("INCRBY", "{mesh:test}:alone", 5)) == 5
