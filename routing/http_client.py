@@ -80,7 +80,11 @@ def _session() -> aiohttp.ClientSession:
             keepalive_timeout=30,
             ttl_dns_cache=300,
         )
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        # No cookie jar: one upstream's cookies must never ride along on another tenant's request
+        # (and skipping the jar saves its per-request filtering).
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
         known = _sessions[id(loop)] = (loop, session)
     return known[1]
 
