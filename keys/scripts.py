@@ -16,14 +16,22 @@ Arg = str | int | float | bytes
 
 
 class RedisScript:
-    """One Lua script: EVALSHA every call (the body crosses the wire once per server, not per request)."""
+    """One Lua script: EVALSHA every call (the body crosses the wire once per server, not per request).
+
+    Each way of running it loads the script before its first use in this process, so NOSCRIPT only
+    follows a Redis restart: some Redis-compatible servers (the embedded one `make run` uses among
+    them) answer it by dropping the connection, and with it whatever else was in flight there.
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        self.loaded = False  # by run_batched, in this process
+        self.loaded = False
 
     async def run(self, redis: aioredis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        if not self.loaded:
+            await redis.script_load(self.source)
+            self.loaded = True
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -32,9 +40,7 @@ class RedisScript:
 
     async def run_batched(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """`run` in a pipeline shared with concurrent commands (the hot path's scripts: a request's
-        billing travels with its ledger write). Loaded before its first use, so NOSCRIPT (which
-        some Redis-compatible servers answer by dropping the connection, and with it the batch)
-        only follows a Redis restart."""
+        billing travels with its ledger write)."""
         if not self.loaded:
             await redis_batched("SCRIPT", "LOAD", self.source)
             self.loaded = True
@@ -45,6 +51,9 @@ class RedisScript:
             return await redis_batched("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def run_sync(self, redis: sync_redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        if not self.loaded:
+            redis.script_load(self.source)
+            self.loaded = True
         try:
             return redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
