@@ -24,7 +24,7 @@ from typing import Any
 
 import hiredis
 from django.conf import settings
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
 from meshplatform.redis import get_redis
@@ -41,7 +41,7 @@ class CommandBatcher:
         self.flush_scheduled = False
         self.in_flight = False
         self.tasks: set[asyncio.Task[None]] = set()
-        self.connection: Connection | None = None
+        self.connection: AbstractConnection | None = None
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -90,10 +90,11 @@ class CommandBatcher:
                 for command in commands:
                     pipe.execute_command(*command)
                 return list(await pipe.execute(raise_on_error=False))
-        if self.connection is None:
-            pool = client.connection_pool
-            self.connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         connection = self.connection
+        if connection is None:
+            pool = client.connection_pool
+            kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+            connection = self.connection = pool.connection_class(**kwargs)
         try:
             async with asyncio.timeout(settings.REDIS_COMMAND_TIMEOUT_S):
                 # hiredis packs exactly as redis-py's encoder does (same bytes), ~5x faster.
