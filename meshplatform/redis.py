@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -11,9 +10,10 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from meshplatform.loops import LoopLocal
+
 logger = logging.getLogger(__name__)
 
-_clients: dict[int, aioredis.Redis] = {}
 _sync_client: sync_redis.Redis | None = None
 _embedded_server: Any = None
 
@@ -28,29 +28,30 @@ def _embedded() -> Any:
     return _embedded_server
 
 
+def _new_client() -> aioredis.Redis:
+    if not settings.REDIS_URL:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=_embedded())
+    # A burst of requests waits for a pooled connection (backpressure) instead of failing
+    # with "Too many connections", which the callers would take for a Redis outage.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        timeout=settings.REDIS_POOL_TIMEOUT_S,
+        socket_connect_timeout=1.0,
+        socket_timeout=settings.REDIS_COMMAND_TIMEOUT_S,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+_clients = LoopLocal(_new_client)
+
+
 def get_redis() -> aioredis.Redis:
     """The client for the running event loop (pools cannot cross loops)."""
-    loop_id = id(asyncio.get_running_loop())
-    client = _clients.get(loop_id)
-    if client is None:
-        if settings.REDIS_URL:
-            # A burst of requests waits for a pooled connection (backpressure) instead of failing
-            # with "Too many connections", which the callers would take for a Redis outage.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                settings.REDIS_URL,
-                max_connections=settings.REDIS_MAX_CONNECTIONS,
-                timeout=settings.REDIS_POOL_TIMEOUT_S,
-                socket_connect_timeout=1.0,
-                socket_timeout=settings.REDIS_COMMAND_TIMEOUT_S,
-                health_check_interval=30,
-            )
-            client = aioredis.Redis(connection_pool=pool)
-        else:
-            import fakeredis
-
-            client = fakeredis.FakeAsyncRedis(server=_embedded())
-        _clients[loop_id] = client
-    return client
+    return _clients.get()
 
 
 def get_sync_redis() -> sync_redis.Redis:

@@ -27,6 +27,7 @@ from django.conf import settings
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
+from meshplatform.loops import LoopLocal
 from meshplatform.redis import get_redis
 
 Command = tuple[Any, ...]
@@ -35,8 +36,8 @@ Command = tuple[Any, ...]
 class CommandBatcher:
     """The batching state of one event loop (its futures belong to that loop)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.pending: list[tuple[Command, asyncio.Future[Any]]] = []
         self.flush_scheduled = False
         self.in_flight = False
@@ -115,13 +116,9 @@ class CommandBatcher:
             raise
 
 
-_batchers: dict[int, CommandBatcher] = {}
+_batchers = LoopLocal(CommandBatcher)
 
 
 async def redis_batched(*command: Any) -> Any:
     """Run one Redis command (as for `execute_command`) in the loop's next shared pipeline."""
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(id(loop))
-    if batcher is None or batcher.loop is not loop:
-        batcher = _batchers[id(loop)] = CommandBatcher(loop)
-    return await batcher.submit(command)
+    return await _batchers.get().submit(command)

@@ -17,6 +17,7 @@ from django.db import transaction
 from ulid import ULID
 
 from meshplatform.db import db_call
+from meshplatform.loops import LoopLocal
 from meshplatform.redis import get_redis, get_sync_redis
 from routing.catalog_seed import SEED_MODELS
 from routing.models import CatalogModel
@@ -121,15 +122,11 @@ class CatalogCache:
         self.snapshot = Catalog(version=version, entries=await _load_entries())
 
 
-_caches: dict[int, CatalogCache] = {}
+_caches = LoopLocal(CatalogCache)
 
 
 async def catalog_current() -> Catalog:
-    loop_id = id(asyncio.get_running_loop())
-    cache = _caches.get(loop_id)
-    if cache is None:
-        cache = _caches[loop_id] = CatalogCache()
-    return await cache.get()
+    return await _caches.get().get()
 
 
 def catalog_changed() -> None:

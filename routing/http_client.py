@@ -10,13 +10,12 @@ small `UpstreamResponse` below, and names transport failures with its own three 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 from django.conf import settings
 
-_sessions: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+from meshplatform.loops import LoopLocal
 
 
 class UpstreamTransportError(Exception):
@@ -69,24 +68,21 @@ class UpstreamResponse:
         await self._response.wait_for_close()
 
 
-def _session() -> aiohttp.ClientSession:
-    """One session per event loop (a pool cannot cross loops)."""
-    loop = asyncio.get_running_loop()
-    known = _sessions.get(id(loop))
-    if known is None or known[0] is not loop:
-        connector = aiohttp.TCPConnector(
-            limit=settings.MESH_UPSTREAM_MAX_CONNECTIONS,
-            limit_per_host=0,
-            keepalive_timeout=30,
-            ttl_dns_cache=300,
-        )
-        # No cookie jar: one upstream's cookies must never ride along on another tenant's request
-        # (and skipping the jar saves its per-request filtering).
-        session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-        )
-        known = _sessions[id(loop)] = (loop, session)
-    return known[1]
+def _new_session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=settings.MESH_UPSTREAM_MAX_CONNECTIONS,
+        limit_per_host=0,
+        keepalive_timeout=30,
+        ttl_dns_cache=300,
+    )
+    # No cookie jar: one upstream's cookies must never ride along on another tenant's request
+    # (and skipping the jar saves its per-request filtering).
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
+
+
+_sessions = LoopLocal(_new_session)
 
 
 async def upstream_send(
@@ -99,7 +95,7 @@ async def upstream_send(
     """
     connect = min(timeout, settings.MESH_UPSTREAM_CONNECT_TIMEOUT_S)
     try:
-        response = await _session().post(
+        response = await _sessions.get().post(
             url,
             data=body,
             headers=headers,
