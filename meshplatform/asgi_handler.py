@@ -87,11 +87,15 @@ class MeshASGIHandler(ASGIHandler):
             await super().send_response(response, send)
             return
         headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        async with aclosing(response.events) as events:  # its cleanup runs now, even on a disconnect
-            async for part in events:
-                await send({"type": "http.response.body", "body": part, "more_body": True})
-        await send({"type": "http.response.body"})
+        try:
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            async with aclosing(response.events) as events:  # its cleanup runs now, even on a disconnect
+                async for part in events:
+                    await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body"})
+        finally:
+            if response.on_close is not None:  # also when cancelled before the first event
+                await response.on_close()
 
     async def read_limited_body(self, scope: Scope, receive: Any) -> Any:
         limit: int = settings.MESH_MAX_BODY_BYTES

@@ -1,191 +1,206 @@
-"""POST /v1/chat/completions, top to bottom: authenticate + rate limit → spend cap → parse →
-expand template → choose models → call with fallback → stream or return → bill and record."""
+"""A chat completion, top to bottom, with no HTTP in it: rate limit → spend cap → expand template →
+choose models → hold the worst case → call with fallback → a billed answer or an open stream.
+
+The caller authenticates and parses (the HTTP view, a Celery task, a batch line); every outcome
+after authentication is billed and recorded by the request's `usage.ledger.LedgerEntry`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from keys.auth import api_key_admit
-from keys.limits import UNLIMITED, RateLimitState
-from keys.spend import spend_add, spend_cap_check, spend_reserve
-from keys.types import ResolvedKey
-from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType
-from meshplatform.event_stream import EventStreamResponse
-from meshplatform.request_ids import request_id_of
+from keys.auth import Admission
+from keys.limits import RateLimitState
+from keys.spend import spend_cap_check, spend_reserve
+from meshplatform.errors import GatewayError
 from routing.catalog import CatalogEntry, catalog_current
-from routing.relay import relay_stream
+from routing.relay import CompletionStream, prompt_tokens_estimate
 from routing.resolve import Candidate, candidates_resolve, model_requested
-from routing.schema import MESH_ONLY_FIELDS, ChatCompletionRequest, parse_chat_request
-from routing.upstream import Attempt, complete_with_fallback, open_stream_with_fallback
+from routing.schema import ChatCompletionRequest
+from routing.upstream import complete_with_fallback, open_stream_with_fallback
 from templates_app.expansion import ExpandedTemplate, template_expand
-from usage.recording import usage_record
-from usage.types import TokenUsage, UsageEventData
+from usage.estimate import tokens_at_most
+from usage.ledger import LedgerEntry
+from usage.types import TokenUsage
 
 
-async def chat_completion(http: HttpRequest) -> HttpResponseBase:
-    admission = await api_key_admit(authorization=http.headers.get("Authorization"))
+@dataclass(frozen=True, slots=True)
+class ChatCompletionResult:
+    """A whole answer, already billed: OpenAI's `chat.completion` object (its `model` is the id
+    that served), what it used, and the key's rate-limit state (the `x-ratelimit-*` headers)."""
+
+    payload: dict[str, Any]
+    usage: TokenUsage
+    model: str
+    request_id: str
+    rate_limits: RateLimitState
+
+
+async def chat_completion(
+    *, admission: Admission, chat: ChatCompletionRequest, request_id: str, timeout_s: float | None = None
+) -> ChatCompletionResult | CompletionStream:
+    """Run `chat` for the admitted key: a `ChatCompletionResult`, or for `stream=True` an open
+    `CompletionStream`; a refusal or failure is raised as a `GatewayError` (already recorded).
+
+    Any caller, not only the HTTP view: `admission` comes from `keys.auth.api_key_admit` (or
+    `Admission(key=..., limits=UNLIMITED)` for work whose key was checked when it was accepted),
+    `chat` from `routing.schema.parse_chat_request` / `validate_chat_request`, `request_id`
+    is the ledger's unique id (`meshplatform.request_ids.new_request_id()`), and `timeout_s`
+    bounds the upstream call (default: the request's `timeout`, else MESH_UPSTREAM_TIMEOUT_S).
+    A stream must be consumed or closed by the caller, or its billing waits for the finaliser:
+    `async with stream: async for chunk in stream.chunks(): ...` (the view sends `stream.sse()`).
+    The stream is billed when it ends, or at `aclose()` for what the upstream produced so far.
+    """
     key = admission.key
-    event = UsageEventData(
-        request_id=request_id_of(http),
-        tenant_id=key.tenant_id,
-        key_id=key.key_id,
-        model_requested="",
-        started_at=time.time(),
-    )
-    async with ledger_entry(event, key) as ledger:
-        ledger.limits = admission.rate_limit()  # counted with the authentication, one round trip
-        await spend_cap_check(key=key)
-        chat, raw = parse_chat_request(json_body(http))
-        event.session_id = chat.session_id
-        template = await expand_template(chat, key, event)
-        event.model_requested = model_requested(
-            request_model=chat.model, template_model=template.model if template else None, key=key
-        )
-        candidates = candidates_resolve(
-            catalog=await catalog_current(), model_id=event.model_requested, fallbacks=chat.models, key=key
-        )
-        body = upstream_body(raw, chat, template)
-        timeout = chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
-        await reserve_worst_case(event, key, candidates, body, timeout)
-        attempts = ledger.attempts
-        if chat.stream:
-            stream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=attempts)
-            served(event, stream.candidate, attempts, streamed=True)
-            prompt_estimate = len(orjson.dumps(body.get("messages"))) // 4
-            await record_stream_opening(event, stream.candidate, prompt_estimate)
-            ledger.deferred = True  # the relay bills when the stream ends, however it ends
-            return sse_response(
-                relay_stream(
-                    stream,
-                    event=event,
-                    client_wants_usage=chat.wants_usage_in_stream,
-                    prompt_tokens_estimate=prompt_estimate,
-                    timeout=timeout,
-                    on_finish=lambda: bill(event, key, stream.candidate),
-                ),
-                ledger.limits,
+    entry = LedgerEntry(key=key, request_id=request_id, session_id=chat.session_id)
+    async with entry.guard():
+        with _admitted(admission) as limits:
+            await spend_cap_check(key=key)
+            template = await _template(chat, entry)
+            template_model = template.model if template is not None else None
+            model_id = model_requested(request_model=chat.model, template_model=template_model, key=key)
+            entry.model_asked(model_id)
+            catalog = await catalog_current()
+            candidates = candidates_resolve(
+                catalog=catalog, model_id=entry.model_requested, fallbacks=chat.models, key=key
             )
-        candidate, completion = await complete_with_fallback(
-            candidates, body, timeout=timeout, attempts=attempts
-        )
-        served(event, candidate, attempts, streamed=False)
-        event.tokens = completion.usage
-        event.cost_usd = candidate.entry.cost(completion.usage)
-        completion.payload["model"] = candidate.entry.model_id
-        return json_response(completion.payload, ledger.limits)
+            body = upstream_body(chat, template)
+            timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
+            await _reserve_worst_case(entry, candidates, chat, template, body, timeout)
+            if chat.stream:
+                return await _stream_open(entry, candidates, chat, body, timeout, limits)
+            candidate, completion = await complete_with_fallback(
+                candidates, body, timeout=timeout, attempts=entry.attempts
+            )
+            await entry.served(candidate.served_by, completion.usage)
+            completion.payload["model"] = candidate.entry.model_id
+            return ChatCompletionResult(
+                payload=completion.payload,
+                usage=completion.usage,
+                model=candidate.entry.model_id,
+                request_id=request_id,
+                rate_limits=limits,
+            )
 
 
-class Ledger:
-    """What the ledger entry learns inside the block: the rate-limit headers, the upstream tries,
-    and whether a stream took over the billing."""
+async def chat_refused(
+    *, admission: Admission, request_id: str, error: GatewayError, session_id: str | None = None
+) -> NoReturn:
+    """Refuse a request the caller could not run (a body that is not a valid request, a mode this
+    deployment does not serve): recorded like any refusal after authentication. The key's rate
+    limit and spend cap refuse first, as they would a valid request."""
+    entry = LedgerEntry(key=admission.key, request_id=request_id, session_id=session_id)
+    async with entry.guard():
+        with _admitted(admission):
+            await spend_cap_check(key=admission.key)
+            raise error
 
-    def __init__(self) -> None:
-        self.deferred = False
-        self.limits: RateLimitState = UNLIMITED
-        self.attempts: list[Attempt] = []
 
-    def failed(self, event: UsageEventData, status: int, code: str) -> None:
-        event.http_status, event.error_code = status, code
-        event.attempts = event.attempts or [attempt.as_dict() for attempt in self.attempts]
-
-
-@asynccontextmanager
-async def ledger_entry(event: UsageEventData, key: ResolvedKey) -> AsyncIterator[Ledger]:
-    """Bills and records `event` exactly once when the block ends, however it ends, unless a
-    stream took it over (then the relay does, before the stream's last byte)."""
-    ledger = Ledger()
+@contextmanager
+def _admitted(admission: Admission) -> Iterator[RateLimitState]:
+    """The key's rate-limit verdict (429 here), whose headers every later error carries too."""
+    limits = admission.rate_limit()
     try:
-        yield ledger
+        yield limits
     except GatewayError as error:
-        error.extra_headers.update(ledger.limits.headers())
-        ledger.failed(event, error.http_status, error.code)
-        await record(event, key)
+        error.extra_headers.update(limits.headers())
         raise
-    except asyncio.CancelledError:  # the client left before the answer: release any hold, record it
-        ledger.failed(event, 499, "client_disconnected")
-        event.cancelled = True
-        await asyncio.shield(record(event, key))
-        raise
-    except Exception:  # a bug of ours: still one ledger entry (500), then the 500 handler
-        ledger.failed(event, 500, "internal_error")
-        await record(event, key)
-        raise
-    if not ledger.deferred:
-        await asyncio.shield(record(event, key))  # a disconnect now must not cancel the billing
 
 
-async def record(event: UsageEventData, key: ResolvedKey) -> None:
-    """Bill the spend counters and make the ledger entry durable, both before the last byte; they
-    are independent writes, so they travel side by side (one round trip of latency, not two)."""
-    event.latency_ms = int((time.time() - event.started_at) * 1000)
-    await asyncio.gather(
-        spend_add(key=key, cost_usd=event.cost_usd, at=event.started_at, request_id=event.request_id),
-        usage_record(event=event),
+async def _template(chat: ChatCompletionRequest, entry: LedgerEntry) -> ExpandedTemplate | None:
+    if chat.template is None:
+        return None
+    template = await template_expand(
+        tenant_id=entry.key.tenant_id, ref=chat.template, variables=chat.variables or {}
     )
+    entry.template_used(template.template_id, template.version)
+    return template
 
 
-async def record_stream_opening(event: UsageEventData, candidate: Candidate, prompt_tokens: int) -> None:
-    """A provisional ledger entry billing the prompt, written before the first byte is relayed:
-    if this process dies mid-stream it is what finance sees; the stream's final entry replaces it."""
-    tokens = TokenUsage(prompt_tokens=prompt_tokens)
-    opening = dataclasses.replace(
-        event,
-        tokens=tokens,
-        tokens_estimated=True,
-        cost_usd=candidate.entry.cost(tokens),
-        error_code="stream_unfinished",
-        attempts=list(event.attempts),
-        latency_ms=int((time.time() - event.started_at) * 1000),
-        provisional=True,
+def upstream_body(chat: ChatCompletionRequest, template: ExpandedTemplate | None) -> dict[str, Any]:
+    """What OpenAI-compatible upstreams receive: the request as sent (unknown fields intact)
+    minus Mesh's own fields, over the template's defaults, template messages first."""
+    body = chat.upstream_fields()
+    if template is not None:
+        messages = [*template.messages, *(chat.raw.get("messages") or [])]
+        body = {**template.params, **body, "messages": messages}
+    return body
+
+
+async def _stream_open(
+    entry: LedgerEntry,
+    candidates: list[Candidate],
+    chat: ChatCompletionRequest,
+    body: dict[str, Any],
+    timeout: float,
+    limits: RateLimitState,
+) -> CompletionStream:
+    upstream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=entry.attempts)
+    prompt_tokens = prompt_tokens_estimate(body)
+    stream = CompletionStream(
+        upstream,
+        entry=entry,
+        client_wants_usage=chat.wants_usage_in_stream,
+        prompt_tokens_estimate=prompt_tokens,
+        timeout=timeout,
+        rate_limits=limits,
     )
-    await usage_record(event=opening)
+    try:
+        await entry.stream_opened(upstream.candidate.served_by, prompt_tokens=prompt_tokens)
+    except BaseException:  # nobody will hold the stream: close the upstream and bill it here
+        await stream.aclose()
+        raise
+    return stream
 
 
-async def bill(event: UsageEventData, key: ResolvedKey, candidate: Candidate) -> None:
-    event.cost_usd = candidate.entry.cost(event.tokens)
-    await record(event, key)
-
-
-def served(event: UsageEventData, candidate: Candidate, attempts: list[Attempt], *, streamed: bool) -> None:
-    event.model_served = candidate.entry.model_id
-    event.provider = candidate.adapter.name
-    event.attempts = [attempt.as_dict() for attempt in attempts]
-    event.streamed = streamed
-
-
-async def reserve_worst_case(
-    event: UsageEventData, key: ResolvedKey, candidates: list[Candidate], body: dict[str, Any], timeout: float
+async def _reserve_worst_case(
+    entry: LedgerEntry,
+    candidates: list[Candidate],
+    chat: ChatCompletionRequest,
+    template: ExpandedTemplate | None,
+    body: dict[str, Any],
+    timeout: float,
 ) -> None:
     """Hard caps only: hold the worst-case cost before any upstream call (402 if it does not fit)."""
-    if key.hard_capped:
+    if entry.key.hard_capped:
         await spend_reserve(
-            key=key,
-            request_id=event.request_id,
-            worst_case_usd=worst_case_usd(candidates, body),
-            at=event.started_at,
+            key=entry.key,
+            request_id=entry.request_id,
+            worst_case_usd=worst_case_usd(candidates, chat, template, body),
+            at=entry.started_at,
             hold_s=timeout,
         )
 
 
-def worst_case_usd(candidates: list[Candidate], body: dict[str, Any]) -> Decimal:
-    """The most this request can cost at any candidate's prices: each byte of the body counted as a
-    prompt token (tokenizers yield fewer tokens than bytes) plus the whole output allowance."""
-    prompt_tokens = len(orjson.dumps(body))
-    choices = max(body["n"], 1) if isinstance(body.get("n"), int) else 1
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+def worst_case_usd(
+    candidates: list[Candidate],
+    chat: ChatCompletionRequest,
+    template: ExpandedTemplate | None,
+    body: dict[str, Any],
+) -> Decimal:
+    """The most this request can cost at any candidate's prices: the body's bound as prompt
+    tokens plus the whole output allowance of every choice (read from the typed request, else its
+    template's defaults, else the model's output limit)."""
+    defaults = template.params if template is not None else {}
+    prompt_tokens = tokens_at_most(len(orjson.dumps(body)))
+    choices = chat.n or _int_or_none(defaults.get("n")) or 1
+    # The upstream gets both fields merged; max_completion_tokens supersedes max_tokens there.
+    asked = (
+        chat.max_completion_tokens
+        or _int_or_none(defaults.get("max_completion_tokens"))
+        or chat.max_tokens
+        or _int_or_none(defaults.get("max_tokens"))
+    )
 
     def output_allowance(entry: CatalogEntry) -> int:
-        return asked if isinstance(asked, int) else entry.max_output_tokens or entry.context_window
+        return asked or entry.max_output_tokens or entry.context_window
 
     return max(
         c.entry.cost(
@@ -195,49 +210,6 @@ def worst_case_usd(candidates: list[Candidate], body: dict[str, Any]) -> Decimal
     )
 
 
-def json_body(http: HttpRequest) -> bytes:
-    content_type = http.content_type or ""
-    if content_type != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not {content_type or 'missing'!r}.", param="Content-Type"
-        )
-    return http.body
-
-
-async def expand_template(
-    chat: ChatCompletionRequest, key: ResolvedKey, event: UsageEventData
-) -> ExpandedTemplate | None:
-    if chat.async_mode:
-        raise BadRequest("async_mode is not available on this deployment.", param="async_mode")
-    if chat.template is None:
-        return None
-    template = await template_expand(
-        tenant_id=key.tenant_id, ref=chat.template, variables=chat.variables or {}
-    )
-    event.template_id, event.template_version = template.template_id, template.version
-    return template
-
-
-def upstream_body(
-    raw: dict[str, Any], chat: ChatCompletionRequest, template: ExpandedTemplate | None
-) -> dict[str, Any]:
-    """What OpenAI-compatible upstreams receive: the request as sent (unknown fields intact)
-    minus Mesh's own fields, over the template's defaults, template messages first."""
-    body = {name: value for name, value in raw.items() if name not in MESH_ONLY_FIELDS}
-    if template is not None:
-        body = {**template.params, **body, "messages": [*template.messages, *(raw.get("messages") or [])]}
-    return body
-
-
-def json_response(payload: dict[str, Any], limits: RateLimitState) -> HttpResponse:
-    response = HttpResponse(orjson.dumps(payload), content_type="application/json")
-    for name, value in limits.headers().items():
-        response[name] = value
-    return response
-
-
-def sse_response(body: AsyncIterator[bytes], limits: RateLimitState) -> EventStreamResponse:
-    response = EventStreamResponse(body)
-    for name, value in limits.headers().items():
-        response[name] = value
-    return response
+def _int_or_none(value: object) -> int | None:
+    """A template default Mesh prices (validated as an int when the template was saved)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

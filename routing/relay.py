@@ -1,24 +1,33 @@
-"""Relaying an upstream stream to the client as OpenAI-style Server-Sent Events.
+"""`CompletionStream`: an open upstream stream, relayed as OpenAI `chat.completion.chunk`s.
 
 Each upstream chunk is re-emitted as soon as it arrives (the model name rewritten
 to what served it); usage is taken from the final usage chunk, which Mesh always
 requests and forwards only when the client asked for it. A failure after the
-first byte ends the stream with an error chunk and `[DONE]`, never a silent cut.
+first byte ends the stream with an error chunk (and `[DONE]` on the wire), never a
+silent cut. Settlement (closing the upstream, billing what it produced) is `aclose()`,
+which does not depend on the relay having started: whoever holds the stream calls it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, TypeVar
 
 import orjson
 
+from keys.limits import RateLimitState
 from meshplatform.errors import GatewayError, UpstreamError
 from routing.http_client import UpstreamTransportError
 from routing.providers.base import usage_from_openai
 from routing.upstream import OpenStream, timeout_error
-from usage.types import TokenUsage, UsageEventData
+from usage.estimate import tokens_from_bytes
+from usage.ledger import LedgerEntry
+from usage.types import TokenUsage
+
+T = TypeVar("T")
 
 DONE = b"data: [DONE]\n\n"
 
@@ -59,75 +68,146 @@ def _carries_output(chunk: dict[str, Any]) -> bool:
     return False
 
 
-def _estimated_usage(prompt_tokens: int, content_chunks: int) -> TokenUsage:
-    """Without the upstream's usage (client left mid-stream), bill the prompt estimate and one
-    token per output delta: OpenAI-compatible upstreams emit about one token per delta."""
-    return TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=content_chunks)
+def prompt_tokens_estimate(body: dict[str, Any]) -> int:
+    """The prompt's tokens, guessed from its messages' JSON size (billed if no usage arrives)."""
+    return tokens_from_bytes(len(orjson.dumps(body.get("messages"))))
 
 
-async def relay_stream(
-    stream: OpenStream,
-    *,
-    event: UsageEventData,
-    client_wants_usage: bool,
-    prompt_tokens_estimate: int,
-    timeout: float,
-    on_finish: Callable[[], Awaitable[None]],
-) -> AsyncIterator[bytes]:
-    """The SSE body; `on_finish` bills and records once, however the stream ends: before the
-    final `[DONE]` (so the ledger entry is durable before the client sees the end), or when the
-    client disconnects."""
-    model = stream.candidate.entry.model_id
-    chunk_id, created = "", int(time.time())
-    content_chunks = 0
-    usage: TokenUsage | None = None
-    completed = settled = False
+def _chunk_as_is(chunk: dict[str, Any]) -> dict[str, Any]:
+    return chunk
 
-    async def settle() -> None:
-        nonlocal settled
-        if settled:
+
+class CompletionStream:
+    """An answer being streamed: the upstream's first chunk arrived, so fallback is over.
+
+    Consume it once, with `sse()` (Server-Sent Events bytes ending with `data: [DONE]`, what the
+    HTTP view sends) or `chunks()` (the `chat.completion.chunk` dicts, for a Celery task, a batch
+    line or a Compare fan-out; a failure after the first chunk is a last chunk whose
+    `finish_reason` is "error" and whose `error` is the envelope's body). The stream settles
+    itself when it ends, before its last item is handed out. A caller that stops early, or
+    never starts, must call `aclose()` (or use `async with stream:`): it closes the upstream and
+    bills what it produced, exactly once, even if iteration never began or is cancelled.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_completed",
+        "_content_chunks",
+        "_entry",
+        "_failure",
+        "_prompt_tokens",
+        "_started",
+        "_timeout",
+        "_upstream",
+        "_usage",
+        "_wants_usage",
+        "model",
+        "rate_limits",
+        "request_id",
+    )
+
+    def __init__(
+        self,
+        upstream: OpenStream,
+        *,
+        entry: LedgerEntry,
+        client_wants_usage: bool,
+        prompt_tokens_estimate: int,
+        timeout: float,
+        rate_limits: RateLimitState,
+    ) -> None:
+        self._upstream = upstream
+        self._entry = entry
+        self._wants_usage = client_wants_usage
+        self._prompt_tokens = prompt_tokens_estimate
+        self._timeout = timeout
+        self._usage: TokenUsage | None = None
+        self._content_chunks = 0
+        self._completed = False
+        self._failure: GatewayError | None = None
+        self._closed = False
+        self._started = False
+        self.model = upstream.candidate.entry.model_id
+        self.request_id = entry.request_id
+        self.rate_limits = rate_limits
+
+    def sse(self) -> AsyncIterator[bytes]:
+        """The stream as Server-Sent Events, `data: [DONE]` last."""
+        return self._relay(sse_event, DONE)
+
+    def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        """The stream as `chat.completion.chunk` dicts."""
+        return self._relay(_chunk_as_is, None)
+
+    async def __aenter__(self) -> CompletionStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the upstream and bill what it produced; once, however and whenever called.
+
+        A stream that did not reach its end is billed as cancelled (499) unless it failed, for the
+        prompt estimate plus one token per content delta when the upstream's usage never came.
+        """
+        if self._closed:
             return
-        settled = True
-        if not completed and event.error_code is None:
-            event.cancelled = True
-            event.error_code = "client_disconnected"
-            event.http_status = 499
-        event.tokens = usage or _estimated_usage(prompt_tokens_estimate, content_chunks)
-        event.tokens_estimated = usage is None
-        await stream.response.aclose()
-        await on_finish()
-
-    try:
-        failure: GatewayError | None = None
+        self._closed = True
+        interrupted: asyncio.CancelledError | None = None
         try:
-            chunk: dict[str, Any] | None = stream.first_chunk
-            while chunk is not None:
-                chunk_id = chunk.get("id", chunk_id)
-                created = chunk.get("created", created)
-                chunk["model"] = model
-                if chunk.get("usage"):
-                    usage = usage_from_openai(chunk["usage"])
-                    if not client_wants_usage:
-                        if not chunk.get("choices"):
-                            chunk = await anext(stream.rest, None)
-                            continue
-                        chunk.pop("usage")
-                elif not client_wants_usage:
-                    chunk.pop("usage", None)
-                if _carries_output(chunk):
-                    if event.ttft_ms is None:
-                        event.ttft_ms = int((time.time() - event.started_at) * 1000)
-                    content_chunks += 1
-                yield sse_event(chunk)
-                chunk = await anext(stream.rest, None)
-            completed = True
-        except (GatewayError, UpstreamTransportError) as error:
-            failure = _as_gateway_error(error, stream, timeout)
-        if failure is not None:
-            event.http_status, event.error_code = failure.http_status, failure.code
-            yield sse_event(error_chunk(failure, chunk_id=chunk_id, created=created, model=model))
-        await settle()
-        yield DONE
-    finally:
-        # Runs on normal end, on errors and when the client disconnects (cancellation or aclose).
-        await settle()
+            await self._upstream.response.aclose()
+        except asyncio.CancelledError as cancelled:  # bill anyway, then let the cancellation through
+            interrupted = cancelled
+        usage = self._usage
+        # Without the upstream's count: OpenAI-compatible upstreams emit about one token per delta.
+        estimate = TokenUsage(prompt_tokens=self._prompt_tokens, completion_tokens=self._content_chunks)
+        await self._entry.stream_finished(
+            tokens=usage or estimate,
+            estimated=usage is None,
+            failure=self._failure,
+            cancelled=not self._completed,
+        )
+        if interrupted is not None:
+            raise interrupted
+
+    async def _relay(self, encode: Callable[[dict[str, Any]], T], done: T | None) -> AsyncIterator[T]:
+        if self._started:
+            raise RuntimeError("a CompletionStream is consumed once")
+        self._started = True
+        model, wants_usage, entry, rest = self.model, self._wants_usage, self._entry, self._upstream.rest
+        chunk_id, created = "", int(time.time())
+        try:
+            try:
+                chunk: dict[str, Any] | None = self._upstream.first_chunk
+                while chunk is not None:
+                    chunk_id = chunk.get("id", chunk_id)
+                    created = chunk.get("created", created)
+                    chunk["model"] = model
+                    if chunk.get("usage"):
+                        self._usage = usage_from_openai(chunk["usage"])
+                        if not wants_usage:
+                            if not chunk.get("choices"):
+                                chunk = await anext(rest, None)
+                                continue
+                            chunk.pop("usage")
+                    elif not wants_usage:
+                        chunk.pop("usage", None)
+                    if _carries_output(chunk):
+                        if not self._content_chunks:
+                            entry.first_output()
+                        self._content_chunks += 1
+                    yield encode(chunk)
+                    chunk = await anext(rest, None)
+                self._completed = True
+            except (GatewayError, UpstreamTransportError) as error:
+                self._failure = _as_gateway_error(error, self._upstream, self._timeout)
+            if self._failure is not None:
+                yield encode(error_chunk(self._failure, chunk_id=chunk_id, created=created, model=model))
+            await self.aclose()  # durable before the consumer sees the end
+            if done is not None:
+                yield done
+        finally:
+            await self.aclose()  # the consumer stopped early or was cancelled: settle now

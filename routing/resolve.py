@@ -11,12 +11,17 @@ from meshplatform.errors import Forbidden, ModelNotFound, ProviderNotAvailable
 from routing.catalog import Catalog, CatalogEntry
 from routing.providers.base import ProviderAdapter
 from routing.providers.registry import provider_get
+from usage.ledger import ServedBy
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
     entry: CatalogEntry
     adapter: ProviderAdapter
+
+    @property
+    def served_by(self) -> ServedBy:
+        return ServedBy(model=self.entry.model_id, provider=self.adapter.name, tariff=self.entry)
 
 
 def model_requested(*, request_model: str | None, template_model: str | None, key: ResolvedKey) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
 from meshplatform.chat_schema import ChatMessage, ChatParameters
 from meshplatform.errors import BadRequest, ValidationDetail
@@ -32,6 +32,9 @@ class ChatCompletionRequest(ChatParameters):
     audio: dict[str, Any] | None = None
     timeout: float | None = Field(default=None, gt=0, le=3600)
     stream_options: dict[str, Any] | None = None
+    # The JSON object as the client sent it: the typed fields above are what Mesh reads; this is
+    # what OpenAI-compatible upstreams receive (unknown fields intact, minus Mesh's own).
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("model")
     @classmethod
@@ -44,6 +47,15 @@ class ChatCompletionRequest(ChatParameters):
     def wants_usage_in_stream(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The request as sent (read it, never change it)."""
+        return self._raw
+
+    def upstream_fields(self) -> dict[str, Any]:
+        """The request as sent minus Mesh's own fields: the body OpenAI-compatible upstreams get."""
+        return {name: value for name, value in self._raw.items() if name not in MESH_ONLY_FIELDS}
+
 
 # Fields that are Mesh's own and never reach an upstream (`transforms` is left to the adapter:
 # OpenRouter applies it itself, Mesh applies it for the others).
@@ -55,8 +67,8 @@ def _detail(error: Any) -> ValidationDetail:
     return {"loc": loc, "msg": error["msg"], "type": error["type"]}
 
 
-def parse_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict[str, Any]]:
-    """The validated request and the raw JSON object (forwarded with unknown fields intact)."""
+def parse_chat_request(body: bytes) -> ChatCompletionRequest:
+    """The validated request from a JSON body (422 naming what is wrong)."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -71,6 +83,11 @@ def parse_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict[str, An
             param="body",
             details=[{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}],
         )
+    return validate_chat_request(raw)
+
+
+def validate_chat_request(raw: dict[str, Any]) -> ChatCompletionRequest:
+    """The validated request from a decoded JSON object (a batch line, a job's stored body)."""
     try:
         chat = ChatCompletionRequest.model_validate(raw)
     except ValidationError as error:
@@ -85,4 +102,5 @@ def parse_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict[str, An
             param="messages",
             details=[{"loc": ["body", "messages"], "msg": msg, "type": "too_short"}],
         )
-    return chat, raw
+    chat._raw = raw
+    return chat

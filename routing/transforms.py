@@ -11,13 +11,15 @@ from typing import Any
 
 import orjson
 
+from usage.estimate import tokens_from_bytes
+
 SUPPORTED_TRANSFORMS = frozenset({"middle-out"})
 PER_MESSAGE_OVERHEAD_TOKENS = 4
 
 
 def estimate_tokens(message: Any) -> int:
-    """A cheap, conservative estimate (≈4 bytes of JSON per token): no tokenizer on the hot path."""
-    return len(orjson.dumps(message)) // 4 + PER_MESSAGE_OVERHEAD_TOKENS
+    """A cheap estimate from the message's JSON size: no tokenizer on the hot path."""
+    return tokens_from_bytes(len(orjson.dumps(message))) + PER_MESSAGE_OVERHEAD_TOKENS
 
 
 def middle_out(messages: list[Any], *, budget_tokens: int) -> list[Any]:

@@ -20,26 +20,7 @@ from routing.http_client import (
 )
 from routing.providers.base import Completion, UpstreamCall
 from routing.resolve import Candidate
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One try at one provider, kept in the usage ledger."""
-
-    model: str
-    provider: str
-    status: int | None
-    error_code: str | None
-    duration_ms: int
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "model": self.model,
-            "provider": self.provider,
-            "status": self.status,
-            "error_code": self.error_code,
-            "duration_ms": self.duration_ms,
-        }
+from usage.ledger import Attempt
 
 
 @dataclass(slots=True)

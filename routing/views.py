@@ -1,20 +1,26 @@
-"""HTTP endpoints of the proxy: thin async views that call the pipeline and render errors."""
+"""HTTP endpoints of the proxy: thin async views that authenticate, parse, call one service and
+render (JSON, Server-Sent Events, or the error envelope)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from typing import Any
 
 import orjson
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from keys.auth import api_key_authenticate
-from meshplatform.errors import BadRequest, GatewayError, error_response
+from keys.auth import Admission, api_key_admit, api_key_authenticate
+from keys.limits import RateLimitState
+from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType, error_response
+from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
 from routing.catalog import catalog_current
-from routing.pipeline import chat_completion
+from routing.pipeline import chat_completion, chat_refused
 from routing.providers.registry import provider_is_configured
+from routing.relay import CompletionStream
+from routing.schema import ChatCompletionRequest, parse_chat_request
 
 AsyncView = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
@@ -44,7 +50,51 @@ def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
 
 @api_view("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
-    return await chat_completion(request)
+    admission = await api_key_admit(authorization=request.headers.get("Authorization"))
+    request_id = request_id_of(request)
+    chat = await _chat_request(request, admission, request_id)
+    result = await chat_completion(admission=admission, chat=chat, request_id=request_id)
+    if isinstance(result, CompletionStream):
+        return sse_response(result)
+    return json_response(result.payload, result.rate_limits)
+
+
+async def _chat_request(request: HttpRequest, admission: Admission, request_id: str) -> ChatCompletionRequest:
+    """The body as a request this endpoint runs; any refusal is recorded for the admitted key."""
+    try:
+        chat = parse_chat_request(json_body(request))
+    except GatewayError as error:
+        await chat_refused(admission=admission, request_id=request_id, error=error)
+    if chat.async_mode:  # not served here (yet): refused like an invalid request
+        refusal = BadRequest("async_mode is not available on this deployment.", param="async_mode")
+        await chat_refused(
+            admission=admission, request_id=request_id, error=refusal, session_id=chat.session_id
+        )
+    return chat
+
+
+def json_body(request: HttpRequest) -> bytes:
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {content_type or 'missing'!r}.", param="Content-Type"
+        )
+    return request.body
+
+
+def json_response(payload: dict[str, Any], limits: RateLimitState) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(payload), content_type="application/json")
+    for name, value in limits.headers().items():
+        response[name] = value
+    return response
+
+
+def sse_response(stream: CompletionStream) -> EventStreamResponse:
+    """The stream's events; the ASGI handler settles the stream when the response ends, sent or not."""
+    response = EventStreamResponse(stream.sse(), close=stream.aclose)
+    for name, value in stream.rate_limits.headers().items():
+        response[name] = value
+    return response
 
 
 @api_view("GET")

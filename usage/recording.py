@@ -64,8 +64,6 @@ async def usage_record(*, event: UsageEventData) -> None:
     """Make the request's ledger entry durable: one XADD, or a background insert if Redis is down."""
     if not settings.MESH_USAGE_RECORDING:
         return
-    if event.latency_ms is None:
-        event.latency_ms = int((time.time() - event.started_at) * 1000)
     payload = event_encode(event)
     if time.monotonic() - _redis_failed_at >= settings.MESH_USAGE_REDIS_RETRY_S:
         try:

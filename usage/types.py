@@ -21,9 +21,10 @@ class TokenUsage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UsageEventData:
-    """One request's ledger entry, filled in by the pipeline as the request progresses."""
+    """One request's ledger record as written (the stream's wire format, the table's row); built
+    once per write by `usage.ledger.LedgerEntry`, the one place that decides what is billed."""
 
     request_id: str
     tenant_id: int

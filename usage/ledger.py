@@ -1,0 +1,245 @@
+"""Where a request is billed: `LedgerEntry`, one per authenticated request, from admission to its
+one final record.
+
+Every outcome ends here: a JSON answer (`served`), a stream (`stream_opened`, then
+`stream_finished`), a refusal, an upstream failure or a client that left (`failed`, or `guard()`
+around the steps, which turns any exception into the right failure). The final record is the
+only place the spend counters are raised and the durable usage event written; both happen at
+most once per entry (later calls are no-ops) and are shielded from the caller's cancellation,
+so a client leaving at the wrong moment can neither skip nor repeat the billing.
+
+Prices come from the model that served (`ServedBy.tariff`, the catalog entry); this module
+computes every cost, so money is counted in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from keys.spend import spend_add
+from keys.types import ResolvedKey
+from meshplatform.errors import GatewayError
+from usage.recording import usage_record
+from usage.types import TokenUsage, UsageEventData
+
+logger = logging.getLogger(__name__)
+NO_TOKENS = TokenUsage()
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at one provider, listed in the request's ledger entry."""
+
+    model: str
+    provider: str
+    status: int | None
+    error_code: str | None
+    duration_ms: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "error_code": self.error_code,
+            "duration_ms": self.duration_ms,
+        }
+
+
+class Tariff(Protocol):
+    """The prices of a model (the catalog entry): what `tokens` cost there."""
+
+    def cost(self, tokens: TokenUsage) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServedBy:
+    """The model and provider that answered, and its prices."""
+
+    model: str
+    provider: str
+    tariff: Tariff
+
+
+class LedgerEntry:
+    """One request's ledger entry. What the request asked is noted as it becomes known; what it
+    cost is decided by exactly one of `served`, `stream_finished` or `failed`."""
+
+    __slots__ = (
+        "_final",
+        "_served_by",
+        "_streamed",
+        "_ttft_ms",
+        "attempts",
+        "key",
+        "model_requested",
+        "request_id",
+        "session_id",
+        "started_at",
+        "template_id",
+        "template_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        key: ResolvedKey,
+        request_id: str,
+        session_id: str | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        self.key = key
+        self.request_id = request_id
+        self.session_id = session_id
+        self.started_at = time.time() if started_at is None else started_at
+        self.model_requested = ""
+        self.template_id: str | None = None
+        self.template_version: int | None = None
+        # The upstream tries, appended by the fallback loop as they happen.
+        self.attempts: list[Attempt] = []
+        self._served_by: ServedBy | None = None
+        self._streamed = False
+        self._ttft_ms: int | None = None
+        self._final = False
+
+    # What the request asked (known step by step).
+
+    def model_asked(self, model_id: str) -> None:
+        self.model_requested = model_id
+
+    def template_used(self, template_id: str, version: int) -> None:
+        self.template_id, self.template_version = template_id, version
+
+    def first_output(self) -> None:
+        """The first content reached the client (time to first token)."""
+        if self._ttft_ms is None:
+            self._ttft_ms = self._elapsed_ms()
+
+    @property
+    def is_final(self) -> bool:
+        return self._final
+
+    # What it cost: exactly one of these decides.
+
+    async def served(self, by: ServedBy, tokens: TokenUsage) -> None:
+        """A whole answer: bill its real cost and make the entry durable (before it is returned)."""
+        self._served_by = by
+        await self._final_record(self._event(tokens=tokens, cost=by.tariff.cost(tokens)))
+
+    async def stream_opened(self, by: ServedBy, *, prompt_tokens: int) -> None:
+        """A stream's first chunk arrived: write a provisional entry billing the prompt estimate
+        (what finance sees if this process dies mid-stream; `stream_finished` replaces it)."""
+        self._served_by, self._streamed = by, True
+        tokens = TokenUsage(prompt_tokens=prompt_tokens)
+        opening = self._event(
+            tokens=tokens,
+            cost=by.tariff.cost(tokens),
+            estimated=True,
+            error_code="stream_unfinished",
+            provisional=True,
+        )
+        await usage_record(event=opening)
+
+    async def stream_finished(
+        self, *, tokens: TokenUsage, estimated: bool, failure: GatewayError | None, cancelled: bool
+    ) -> None:
+        """The stream ended (to its end, with an in-stream failure, or the client left): bill what
+        the upstream produced."""
+        by = self._served_by
+        assert by is not None, "stream_finished before stream_opened"
+        status, code = (200, None) if failure is None else (failure.http_status, failure.code)
+        if cancelled and failure is None:
+            status, code = 499, "client_disconnected"
+        event = self._event(
+            tokens=tokens,
+            cost=by.tariff.cost(tokens),
+            estimated=estimated,
+            status=status,
+            error_code=code,
+            cancelled=cancelled and failure is None,
+        )
+        await self._final_record(event)
+
+    async def failed(self, *, status: int, code: str, cancelled: bool = False) -> None:
+        """No answer: record the refusal or failure (nothing billed beyond releasing a hold)."""
+        event = self._event(tokens=NO_TOKENS, cost=ZERO, status=status, error_code=code, cancelled=cancelled)
+        await self._final_record(event)
+
+    @asynccontextmanager
+    async def guard(self) -> AsyncIterator[LedgerEntry]:
+        """Around a request's steps: whatever escapes them is recorded as its failure (a
+        GatewayError with its status, a cancellation as the client leaving, anything else as our
+        500), and a block that ends without deciding the entry is a bug recorded as a 500."""
+        try:
+            yield self
+        except GatewayError as error:
+            await self.failed(status=error.http_status, code=error.code)
+            raise
+        except asyncio.CancelledError:
+            await self.failed(status=499, code="client_disconnected", cancelled=True)
+            raise
+        except Exception:
+            await self.failed(status=500, code="internal_error")
+            raise
+        if not self._final and not self._streamed:
+            logger.error("request %s ended without a ledger outcome; recorded as a 500", self.request_id)
+            await self.failed(status=500, code="internal_error")
+
+    # The one write.
+
+    async def _final_record(self, event: UsageEventData) -> None:
+        """Raise the spend counters and make the event durable, once. Independent writes, so they
+        travel side by side (one round trip); shielded, so a disconnect cannot cut them off."""
+        if self._final:
+            return
+        self._final = True
+        key, at, request_id = self.key, self.started_at, self.request_id
+        billing = spend_add(key=key, cost_usd=event.cost_usd, at=at, request_id=request_id)
+        await asyncio.shield(asyncio.gather(billing, usage_record(event=event)))
+
+    def _event(
+        self,
+        *,
+        tokens: TokenUsage,
+        cost: Decimal,
+        estimated: bool = False,
+        status: int = 200,
+        error_code: str | None = None,
+        cancelled: bool = False,
+        provisional: bool = False,
+    ) -> UsageEventData:
+        by = self._served_by
+        return UsageEventData(
+            request_id=self.request_id,
+            tenant_id=self.key.tenant_id,
+            key_id=self.key.key_id,
+            model_requested=self.model_requested,
+            started_at=self.started_at,
+            session_id=self.session_id,
+            template_id=self.template_id,
+            template_version=self.template_version,
+            model_served=by.model if by is not None else None,
+            provider=by.provider if by is not None else None,
+            attempts=[attempt.as_dict() for attempt in self.attempts],
+            tokens=tokens,
+            tokens_estimated=estimated,
+            cost_usd=cost,
+            latency_ms=self._elapsed_ms(),
+            ttft_ms=self._ttft_ms,
+            http_status=status,
+            error_code=error_code,
+            streamed=self._streamed,
+            cancelled=cancelled,
+            provisional=provisional,
+        )
+
+    def _elapsed_ms(self) -> int:
+        return int((time.time() - self.started_at) * 1000)
