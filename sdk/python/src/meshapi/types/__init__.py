@@ -1,0 +1,1 @@
+"""The SDK's pydantic models: requests (`chat`) and every response shape."""

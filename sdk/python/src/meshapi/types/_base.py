@@ -1,0 +1,17 @@
+"""Base models: responses keep fields the server adds later; requests pass unknown fields through."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Response(BaseModel):
+    """What the gateway answers: unknown fields are kept (as attributes) rather than rejected."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+
+
+class Request(BaseModel):
+    """What the SDK sends: unknown keyword arguments are forwarded as JSON fields unchanged."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
