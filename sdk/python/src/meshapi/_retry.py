@@ -49,7 +49,7 @@ def wait_before_retry(state: RetryCallState) -> float:
 def backoff_seconds(attempt: int) -> float:
     """0.5 s, 1 s, 2 s… (capped at 8 s) after attempt 1, 2, 3…, plus up to 0.25 s of random jitter
     so that clients failing together do not come back together."""
-    return min(INITIAL_BACKOFF_S * 2 ** (attempt - 1), MAX_BACKOFF_S) + random.uniform(0, JITTER_S)
+    return min(INITIAL_BACKOFF_S * 2.0 ** (attempt - 1), MAX_BACKOFF_S) + random.uniform(0, JITTER_S)
 
 
 def sync_retrying(max_retries: int) -> Retrying:
