@@ -7,9 +7,9 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import meshapi
 import pytest
 
-import meshapi
 from keys.models import Tenant
 from keys.services import CreatedKey, api_key_create, api_key_revoke
 from simulator.server import SimulatorServer, free_port

@@ -7,9 +7,9 @@ import asyncio
 import datetime as dt
 from decimal import Decimal
 
+import meshapi
 import pytest
 
-import meshapi
 from keys.services import CreatedKey
 from simulator.server import SimulatorServer
 from tests.support.waiting import wait_until

@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import meshapi
 import pytest
 
-import meshapi
 from keys.models import Tenant
 from keys.services import CreatedKey, api_key_create
 from simulator.server import SimulatorServer

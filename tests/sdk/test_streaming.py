@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import meshapi
+
 from keys.services import CreatedKey
 from simulator.server import SimulatorServer
 from tests.support.waiting import wait_until
