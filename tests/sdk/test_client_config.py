@@ -214,4 +214,4 @@ def test_responses_keep_fields_the_server_adds_later() -> None:
     completion = meshapi.ChatCompletion.model_validate(
         {"id": "x", "choices": [{"message": {"content": "hi"}}]}
     )
-    assert completion.choices[0].message.content == "hi" and completion.usage is None
+    assert completion.choices[0].message.content == "hi" and completion.usage.total_tokens == 0

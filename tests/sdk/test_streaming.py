@@ -107,7 +107,7 @@ def test_final_completion_assembles_text_and_usage(mesh: meshapi.MeshAPI) -> Non
     final = stream.final_completion()
     assert final.choices[0].message.content == streamed == expected.choices[0].message.content
     assert final.choices[0].finish_reason == "stop"
-    assert final.usage is not None and final.usage.total_tokens == expected.usage.total_tokens  # type: ignore[union-attr]
+    assert final.usage.total_tokens == expected.usage.total_tokens > 0
     assert final.model == "openai/gpt-4o-mini" and final.id
 
 

@@ -97,7 +97,7 @@ class ChatCompletionAccumulator:
                 ChatCompletionChoice(index=i, message=p.message(), finish_reason=p.finish_reason)
                 for i, p in sorted(self._choices.items())
             ],
-            usage=self._usage,
+            usage=self._usage or Usage(),
             system_fingerprint=self._fingerprint,
         )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from meshapi.types._base import Response
 from meshapi.types.errors import ErrorBody
 
@@ -51,8 +53,14 @@ class ChatCompletion(Response):
     created: int = 0
     model: str = ""
     choices: list[ChatCompletionChoice] = []
-    usage: Usage | None = None
+    usage: Usage = Field(default_factory=Usage)
+    """Always an object (zeros when the server sent none), so `reply.usage.total_tokens` just works."""
     system_fingerprint: str | None = None
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _usage_never_null(cls, value: Any) -> Any:
+        return Usage() if value is None else value
 
 
 class DeltaFunctionCall(Response):
