@@ -61,7 +61,7 @@ from meshapi.types.chat_responses import (
 )
 from meshapi.types.errors import ErrorBody, ErrorEnvelope, ProviderError, ValidationErrorDetail
 from meshapi.types.files import FileDeleted, FileObject
-from meshapi.types.jobs import Job
+from meshapi.types.jobs import Job, JobError, JobWebhook
 from meshapi.types.models import Model, ModelPricing
 from meshapi.types.shared import ListPage
 from meshapi.types.templates import Template, TemplateRender, TemplateVersion
@@ -103,7 +103,9 @@ __all__ = [
     "InputAudio",
     "InternalServerError",
     "Job",
+    "JobError",
     "JobWaitTimeout",
+    "JobWebhook",
     "ListPage",
     "MeshAPI",
     "MeshAPIError",

@@ -4,6 +4,7 @@ response (so the gateway stops generating and bills what was sent). Never retrie
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -126,7 +127,8 @@ class Stream:
 
     def __del__(self) -> None:
         # A `for` loop left with `break` drops the last reference here: close the connection now.
-        self.close()
+        with contextlib.suppress(Exception):  # a finaliser has no caller to report to (e.g. at shutdown)
+            self.close()
 
 
 class AsyncStream:

@@ -31,6 +31,21 @@ def job_body(params: ParamsLike) -> dict[str, object]:
     return as_params(params).to_body(stream=False, async_mode=True)
 
 
+def job_list_params(
+    limit: int | None,
+    after: str | None,
+    status: str | None,
+    model: str | None,
+    session_id: str | None,
+    order: str | None,
+) -> dict[str, object]:
+    """Newest first; pass `after=page.last_id` for the next page."""
+    return {
+        "limit": limit, "after": after, "status": status, "model": model,
+        "session_id": session_id, "order": order,
+    }  # fmt: skip
+
+
 class _Poller:
     """Exponential backoff between polls (0.25 s growing to 5 s), bounded by a deadline."""
 
@@ -70,9 +85,12 @@ class Jobs:
         limit: int | None = None,
         after: str | None = None,
         status: str | None = None,
+        model: str | None = None,
+        session_id: str | None = None,
+        order: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> ListPage[Job]:
-        params = {"limit": limit, "after": after, "status": status}
+        params = job_list_params(limit, after, status, model, session_id, order)
         return self._transport.request(ListPage[Job], "GET", "/v1/jobs", options, params=params)
 
     def cancel(self, job_id: str, **options: Unpack[RequestOptions]) -> Job:
@@ -114,9 +132,12 @@ class AsyncJobs:
         limit: int | None = None,
         after: str | None = None,
         status: str | None = None,
+        model: str | None = None,
+        session_id: str | None = None,
+        order: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> ListPage[Job]:
-        params = {"limit": limit, "after": after, "status": status}
+        params = job_list_params(limit, after, status, model, session_id, order)
         return await self._transport.request(ListPage[Job], "GET", "/v1/jobs", options, params=params)
 
     async def cancel(self, job_id: str, **options: Unpack[RequestOptions]) -> Job:

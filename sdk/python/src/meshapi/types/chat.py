@@ -172,6 +172,8 @@ class ChatCompletionParams(Request):
     image: ImageOptions | None = None
     async_mode: bool | None = None
     """Run as a background job (use `client.jobs.create(params)`)."""
+    webhook_url: str | None = None
+    """With `async_mode`: where the gateway POSTs the finished job (signed)."""
     modalities: list[Literal["text", "audio"]] | None = None
     audio: AudioOutputOptions | None = None
     timeout: float | None = None
