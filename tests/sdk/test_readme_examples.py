@@ -12,6 +12,9 @@ import httpx
 import pytest
 
 from keys.services import CreatedKey
+from simulator.server import SimulatorServer
+from tests.conftest import gateway_env
+from tests.support.celery_worker import CeleryWorker
 from tests.support.seeds import python_blocks
 
 README = Path(__file__).resolve().parents[2] / "sdk" / "python" / "README.md"
@@ -36,7 +39,12 @@ def test_the_readme_has_an_example_per_area() -> None:
 
 @pytest.mark.parametrize("code", readme_examples())
 def test_readme_example_runs(
-    code: str, mesh_url: str, acme_key: CreatedKey, monkeypatch: pytest.MonkeyPatch
+    code: str,
+    mesh_url: str,
+    acme_key: CreatedKey,
+    simulator: SimulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     if JOB_APIS.search(code):
         probe = httpx.get(
@@ -44,6 +52,8 @@ def test_readme_example_runs(
         )
         if probe.status_code == 404:
             pytest.skip("this gateway has no /v1/jobs, /v1/files, /v1/batches yet (issue 14)")
+        worker = CeleryWorker(env=gateway_env(simulator), beat=True).start()  # jobs and batches run there
+        request.addfinalizer(worker.kill)
     monkeypatch.setenv("MESHAPI_TOKEN", acme_key.plaintext)
     monkeypatch.setenv("MESHAPI_BASE_URL", mesh_url)
     out = io.StringIO()
