@@ -4,6 +4,8 @@ status_code, code, request_id and the envelope (sync and async, JSON and streams
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +72,15 @@ def test_404_of_a_template_is_not_found(mesh_url: str, acme_key: CreatedKey) -> 
     with client(mesh_url, acme_key.plaintext) as mesh, pytest.raises(meshapi.NotFoundError) as caught:
         mesh.templates.retrieve("no-such-template")
     assert caught.value.status_code == 404 and caught.value.request_id
+
+
+def test_409_is_conflict(mesh_url: str, acme_key: CreatedKey) -> None:
+    with client(mesh_url, acme_key.plaintext) as mesh:
+        mesh.templates.create(name="twice", messages=[{"role": "system", "content": "x"}])
+        with pytest.raises(meshapi.ConflictError) as caught:
+            mesh.templates.create(name="twice", messages=[{"role": "system", "content": "y"}])
+    assert caught.value.status_code == 409 and caught.value.code == "conflict"
+    assert caught.value.param == "name" and caught.value.request_id
 
 
 def test_422_is_validation_error_with_details(mesh_url: str, acme_key: CreatedKey) -> None:
@@ -178,6 +189,47 @@ def test_async_client_maps_errors_too(mesh_url: str, acme_key: CreatedKey) -> No
     assert_carries_the_envelope(invalid, 422, "validation_error")
     assert invalid.details[0].loc == ["body", "temperature"]
     assert broken.status_code == 502 and broken.request_id
+
+
+class RawServer:
+    """Answers every request with the same raw HTTP bytes (a proxy in front of the gateway)."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.requests = 0
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.requests += 1
+                conn.sendall(self.answer)
+
+
+def test_a_non_json_error_maps_by_status_and_is_retried() -> None:
+    html = b"<html><body>502 Bad Gateway</body></html>"
+    proxy = RawServer(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n"
+        + f"Content-Length: {len(html)}\r\n\r\n".encode()
+        + html
+    )
+    mesh = meshapi.MeshAPI(base_url=proxy.url, token="rsk_x", max_retries=1)
+    with mesh, pytest.raises(meshapi.UpstreamError) as caught:
+        mesh.chat.completions.create(params())
+    proxy.sock.close()
+    error = caught.value
+    assert (error.status_code, error.code, error.envelope) == (502, None, None)
+    assert "502 Bad Gateway" in error.message
+    assert proxy.requests == 2
 
 
 def test_an_openai_format_error_body_maps_by_status(simulator: SimulatorServer) -> None:
