@@ -215,3 +215,25 @@ def test_responses_keep_fields_the_server_adds_later() -> None:
         {"id": "x", "choices": [{"message": {"content": "hi"}}]}
     )
     assert completion.choices[0].message.content == "hi" and completion.usage.total_tokens == 0
+
+
+def test_assembled_tool_calls_keep_their_thought_signature() -> None:
+    """Gemini's signature arrives on the tool call's first delta and must go back unchanged."""
+    raw = [
+        {"id": "c1", "model": "gemini/gemini-2.5-pro", "choices": [{"index": 0, "delta": {"role": "assistant",
+            "tool_calls": [{"index": 0, "id": "call_9", "type": "function", "thought_signature": "c2lnbg==",
+                            "function": {"name": "get_weather", "arguments": ""}}]}}]},
+        {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": '{"city": '}}]}}]},
+        {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": '"Paris"}'}}]}, "finish_reason": "tool_calls"}]},
+    ]  # fmt: skip
+    final = meshapi.assemble_chunks(meshapi.ChatCompletionChunk.model_validate(c) for c in raw)
+    [call] = final.choices[0].message.tool_calls or []
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_9",
+        "get_weather",
+        '{"city": "Paris"}',
+    )
+    assert call.thought_signature == "c2lnbg==" and final.choices[0].finish_reason == "tool_calls"
+    assert final.choices[0].message.content is None and final.model == "gemini/gemini-2.5-pro"

@@ -14,7 +14,6 @@ import httpx
 from pydantic import BaseModel
 
 from meshapi._errors import APIConnectionError, APITimeoutError, MeshAPIError
-from meshapi._retry import DEFAULT_MAX_RETRIES
 from meshapi._version import __version__
 
 DEFAULT_BASE_URL = "https://api.meshapi.ai"
@@ -69,10 +68,6 @@ def client_config(
         max_retries=max_retries,
         default_headers=dict(default_headers or {}),
     )
-
-
-def default_config_kwargs() -> dict[str, Any]:
-    return {"timeout": DEFAULT_TIMEOUT, "max_retries": DEFAULT_MAX_RETRIES}
 
 
 @dataclass(frozen=True)
