@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+if importlib.util.find_spec("meshapi") is None:
+    # A venv made before requirements-dev.txt installed ./sdk/python (`make install` does it):
+    # test the source tree, as the editable install would.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "python" / "src"))
 
 from keys.services import CreatedKey
 from tests.support.gateway import GatewayServer
