@@ -16,9 +16,13 @@ class ValidationDetail(TypedDict):
 
 
 class ProviderErrorBody(TypedDict):
+    """What the upstream itself said: its status, message and, when it gave them, its code and type."""
+
     provider: str
     status: int | None
     message: str | None
+    code: str | None
+    type: str | None
 
 
 class ErrorBody(TypedDict):
@@ -28,6 +32,7 @@ class ErrorBody(TypedDict):
     details: list[ValidationDetail] | None
     provider_error: ProviderErrorBody | None
     retry_after_seconds: int | None
+    type: str
 
 
 class ErrorEnvelope(TypedDict):
@@ -35,11 +40,35 @@ class ErrorEnvelope(TypedDict):
     request_id: str
 
 
-class GatewayError(Exception):
-    """Base of every error a client may see; subclasses fix `code` and `http_status`."""
+# OpenAI's `error.type` for each status, for clients that branch on it (`openai`, LangChain…).
+OPENAI_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+}
 
-    code: ClassVar[str] = "upstream_error"
-    http_status: ClassVar[int] = 500
+
+def openai_error_type(status: int) -> str:
+    """OpenAI's error type for an HTTP status (`api_error` for the server side)."""
+    return OPENAI_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+class GatewayError(Exception):
+    """Base of every error a client may see; subclasses fix `code` and `http_status` (an error that
+    mirrors an upstream's answer sets them per instance)."""
+
+    code: str = "upstream_error"
+    http_status: int = 500
     # Whether another provider might succeed where this one failed (the fallback decision).
     retryable_by_default: ClassVar[bool] = False
 
@@ -53,9 +82,19 @@ class GatewayError(Exception):
         retry_after_seconds: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
         retryable: bool | None = None,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_safe: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = self.retryable_by_default if retryable is None else retryable
+        # The upstream certainly did not process the request (refused, overloaded, not connected),
+        # so asking the same provider again cannot run it twice.
+        self.retry_safe = retry_safe
+        if code is not None:
+            self.code = code
+        if http_status is not None:
+            self.http_status = http_status
         self.message = message
         self.param = param
         self.details = list(details) if details is not None else None
@@ -73,6 +112,7 @@ class GatewayError(Exception):
             "details": self.details,
             "provider_error": self.provider_error,
             "retry_after_seconds": self.retry_after_seconds,
+            "type": openai_error_type(self.http_status),
         }
 
     def envelope(self, request_id: str) -> ErrorEnvelope:
@@ -130,7 +170,8 @@ class RateLimited(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """The provider failed; `retryable` says whether another provider may be tried."""
+    """The provider failed; `retryable` says whether another provider may be tried. An upstream's
+    own 400/404/413/422/429 keeps its status and names its cause in `code` (set per instance)."""
 
     code = "upstream_error"
     http_status = 502

@@ -10,7 +10,7 @@ small `UpstreamResponse` below, and names transport failures with its own three 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from django.conf import settings
@@ -22,7 +22,11 @@ class UpstreamTransportError(Exception):
     """The upstream could not be reached, or its connection broke."""
 
 
-class UpstreamConnectTimeout(UpstreamTransportError, TimeoutError):
+class UpstreamConnectError(UpstreamTransportError):
+    """No connection could be made (refused, unreachable, DNS): the request was never sent."""
+
+
+class UpstreamConnectTimeout(UpstreamConnectError, TimeoutError):
     """No connection (or free pool slot) within the connect timeout."""
 
 
@@ -35,6 +39,8 @@ def _transport_failure(error: Exception) -> UpstreamTransportError:
         return UpstreamConnectTimeout(str(error) or "connect timeout")
     if isinstance(error, aiohttp.ServerTimeoutError):
         return UpstreamReadTimeout(str(error) or "read timeout")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return UpstreamConnectError(f"{type(error).__name__}: {error}")
     return UpstreamTransportError(f"{type(error).__name__}: {error}")
 
 
@@ -46,6 +52,11 @@ class UpstreamResponse:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status_code = response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (case-insensitive)."""
+        return self._response.headers
 
     async def aread(self) -> bytes:
         try:

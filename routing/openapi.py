@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from routing.schema import ChatCompletionRequest, ChatMessage
 
@@ -58,9 +58,13 @@ class ValidationErrorDetail(BaseModel):
 
 
 class ProviderError(BaseModel):
+    """What the upstream itself answered (its status, message, and its own code and type when given)."""
+
     provider: str
     status: int | None = None
     message: str | None = None
+    code: str | None = None
+    type: str | None = None
 
 
 ErrorCode = Literal[
@@ -79,13 +83,32 @@ ErrorCode = Literal[
 ]
 
 
+OpenAIErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "conflict_error",
+    "insufficient_quota",
+    "rate_limit_error",
+    "timeout_error",
+    "api_error",
+]
+
+
 class ErrorBody(BaseModel):
-    code: ErrorCode
+    code: ErrorCode | str = Field(
+        description="Mesh's code; an upstream's own 400/404/413/422 carries the upstream's code instead "
+        "(e.g. `context_length_exceeded`, `content_filter`)."
+    )
     message: str
     param: str | None = None
     details: list[ValidationErrorDetail] | None = None
     provider_error: ProviderError | None = None
     retry_after_seconds: int | None = None
+    type: OpenAIErrorType = Field(
+        description="OpenAI's error type for the status, for clients that branch on it."
+    )
 
 
 class ErrorEnvelope(BaseModel):
@@ -126,8 +149,9 @@ ERROR_STATUSES = {
     "413": "The body exceeds the configured size.",
     "415": "The body is not application/json.",
     "422": "The body violates the schema (details list each violation).",
-    "429": "RPM or RPD limit reached (Retry-After says when to retry).",
-    "502": "The upstream provider failed.",
+    "400": "The upstream provider rejected the request (its status, code and param are kept).",
+    "429": "RPM or RPD limit reached, or the upstream's own rate limit (Retry-After says when to retry).",
+    "502": "The upstream provider failed (its 5xx, or its 401/403: the deployment's credentials).",
     "503": "No configured provider serves the model.",
     "504": "The upstream did not answer within the request's timeout.",
 }

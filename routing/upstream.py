@@ -1,9 +1,17 @@
-"""Calling providers with fallback: the next candidate is tried only for retryable errors,
-and for streams only before the first byte reached the client."""
+"""Calling providers with retries and fallback.
+
+A failure where the upstream certainly did not run the request (429, 5xx, 529, no connection) is
+retried on the same provider (MESH_UPSTREAM_RETRIES times, jittered exponential backoff or the
+upstream's Retry-After, within the candidate's timeout); then the next candidate is tried for
+retryable errors. For streams both happen only before the first chunk reached the client; a read
+timeout or a broken connection after the request was sent is never retried on the same provider
+(the upstream may have run it). Every try is an `Attempt` in the usage event.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +21,7 @@ from django.conf import settings
 
 from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
 from routing.http_client import (
+    UpstreamConnectError,
     UpstreamConnectTimeout,
     UpstreamResponse,
     UpstreamTransportError,
@@ -45,6 +54,8 @@ def timeout_error(
     return GatewayTimeout(
         f"The {candidate.adapter.name} upstream {what}.",
         provider_error=candidate.adapter.provider_error(None, what),
+        # Not connected: nothing was sent. A read timeout: the upstream may be running it.
+        retry_safe=isinstance(failure, UpstreamConnectTimeout),
     )
 
 
@@ -53,16 +64,24 @@ def _transport_error(candidate: Candidate, error: UpstreamTransportError) -> Ups
         f"Could not reach the {candidate.adapter.name} upstream.",
         provider_error=candidate.adapter.provider_error(None, type(error).__name__),
         retryable=True,
+        retry_safe=isinstance(error, UpstreamConnectError),
+    )
+
+
+def _call(candidate: Candidate, body: dict[str, Any], *, stream: bool) -> UpstreamCall:
+    entry = candidate.entry
+    return UpstreamCall(
+        upstream_model=entry.upstream_name,
+        body=body,
+        stream=stream,
+        context_window=entry.context_window,
+        max_output_tokens=entry.max_output_tokens,
+        reasoning=entry.reasoning,
     )
 
 
 async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> Completion:
-    call = UpstreamCall(
-        upstream_model=candidate.entry.upstream_name,
-        body=body,
-        stream=False,
-        context_window=candidate.entry.context_window,
-    )
+    call = _call(candidate, body, stream=False)
     request = candidate.adapter.build_request(call)
     try:
         async with asyncio.timeout(timeout):
@@ -75,17 +94,12 @@ async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: fl
     except UpstreamTransportError as error:
         raise _transport_error(candidate, error) from None
     if response.status_code >= 300:
-        raise candidate.adapter.map_error(response.status_code, content)
+        raise candidate.adapter.map_error(response.status_code, content, response.headers)
     return candidate.adapter.parse_completion(content, call)
 
 
 async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> OpenStream:
-    call = UpstreamCall(
-        upstream_model=candidate.entry.upstream_name,
-        body=body,
-        stream=True,
-        context_window=candidate.entry.context_window,
-    )
+    call = _call(candidate, body, stream=True)
     request = candidate.adapter.build_request(call)
     response: UpstreamResponse | None = None
     try:
@@ -94,7 +108,8 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
                 url=request.url, headers=request.headers, body=request.body, timeout=timeout
             )
             if response.status_code >= 300:
-                raise candidate.adapter.map_error(response.status_code, await response.aread())
+                content = await response.aread()
+                raise candidate.adapter.map_error(response.status_code, content, response.headers)
             chunks = candidate.adapter.iter_chunks(response, call)
             first = await anext(chunks)
     except StopAsyncIteration:
@@ -127,37 +142,73 @@ T = TypeVar("T")
 async def _with_fallback(
     candidates: list[Candidate],
     attempts: list[Attempt],
-    try_once: Callable[[Candidate], Awaitable[T]],
+    timeout: float,
+    try_once: Callable[[Candidate, float], Awaitable[T]],
 ) -> T:
     """The first candidate's success; a non-retryable error (or the last one) stops the fallback."""
     for candidate in candidates:
-        started = time.monotonic()
         try:
-            result = await try_once(candidate)
+            return await _with_retries(candidate, attempts, timeout, try_once)
         except GatewayError as error:
-            attempts.append(_attempt(candidate, started, error))
             if not error.retryable or candidate is candidates[-1]:
                 raise
+    raise AssertionError("candidates_resolve never returns an empty list")
+
+
+async def _with_retries(
+    candidate: Candidate,
+    attempts: list[Attempt],
+    timeout: float,
+    try_once: Callable[[Candidate, float], Awaitable[T]],
+) -> T:
+    """One candidate, asked again after failures that certainly did not run the request, while
+    the next wait still ends inside its timeout. (A hand-written loop, not tenacity: each try is
+    recorded, Retry-After is honoured, and the success path must cost nothing.)"""
+    deadline = time.monotonic() + timeout
+    retry = 0
+    while True:
+        started = time.monotonic()
+        try:
+            result = await try_once(candidate, timeout if retry == 0 else deadline - started)
+        except GatewayError as error:
+            attempts.append(_attempt(candidate, started, error))
+            wait = _retry_wait(error, retry)
+            if wait is None or time.monotonic() + wait >= deadline:
+                raise
+            await asyncio.sleep(wait)
+            retry += 1
             continue
         attempts.append(_attempt(candidate, started, None))
         return result
-    raise AssertionError("candidates_resolve never returns an empty list")
+
+
+def _retry_wait(error: GatewayError, retry: int) -> float | None:
+    """Seconds before asking the same provider again, or None when it must not be asked: full
+    jitter over an exponential backoff, or the upstream's own Retry-After when it gave one."""
+    if not error.retry_safe or retry >= settings.MESH_UPSTREAM_RETRIES:
+        return None
+    max_wait = settings.MESH_UPSTREAM_RETRY_MAX_WAIT_S
+    if error.retry_after_seconds is not None:
+        return float(error.retry_after_seconds) if error.retry_after_seconds <= max_wait else None
+    return random.uniform(0, min(max_wait, settings.MESH_UPSTREAM_RETRY_BACKOFF_S * 2**retry))
 
 
 async def complete_with_fallback(
     candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
 ) -> tuple[Candidate, Completion]:
-    async def once(candidate: Candidate) -> tuple[Candidate, Completion]:
-        return candidate, await _complete_once(candidate, body, timeout)
+    async def once(candidate: Candidate, budget: float) -> tuple[Candidate, Completion]:
+        return candidate, await _complete_once(candidate, body, budget)
 
-    return await _with_fallback(candidates, attempts, once)
+    return await _with_fallback(candidates, attempts, timeout, once)
 
 
 async def open_stream_with_fallback(
     candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
 ) -> OpenStream:
-    """Fallback is only possible until the first chunk: `_open_once` returns once it arrived."""
-    return await _with_fallback(candidates, attempts, lambda candidate: _open_once(candidate, body, timeout))
+    """Retries and fallback are only possible until the first chunk: `_open_once` returns once it arrived."""
+    return await _with_fallback(
+        candidates, attempts, timeout, lambda candidate, budget: _open_once(candidate, body, budget)
+    )
 
 
 def _attempt(candidate: Candidate, started: float, error: GatewayError | None) -> Attempt:

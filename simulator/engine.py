@@ -60,7 +60,12 @@ async def serve(
         headers = [(b"content-type", b"application/json"), *dialect.headers]
         headers += retry_after_headers(fault.status, fault.retry_after)
         exchange.log_entry["outcome"] = "error"
-        await send_bytes(exchange.send, fault.status, dialect.error(fault.status, message), headers)
+        body = (
+            fault.error_body.encode()
+            if fault.error_body is not None
+            else dialect.error(fault.status, message)
+        )
+        await send_bytes(exchange.send, fault.status, body, headers)
         return
     if fault.malformed:
         exchange.log_entry["outcome"] = "malformed"
@@ -86,11 +91,23 @@ async def serve(
         return
     await stream_frames(
         exchange,
-        reshaped(dialect.stream(reply), fault),
+        reshaped(with_stream_error(dialect, dialect.stream(reply), fault), fault),
         dialect.stream_headers + dialect.headers,
         chunk_delay_s=fault.chunk_delay_ms / 1000,
         drop_after_chunks=fault.drop_after_chunks,
     )
+
+
+def with_stream_error(dialect: Dialect, script: StreamScript, fault: Fault) -> StreamScript:
+    """The stream cut after `fault.stream_error_after_chunks` content events by the provider's own
+    error event (dialects without one end the stream with an OpenAI-style error object)."""
+    cut = fault.stream_error_after_chunks
+    if cut is None:
+        return script
+    message = fault.error_message or "Overloaded"
+    render = getattr(dialect, "stream_error", None)
+    frame = render(message) if render is not None else b"data: " + dialect.error(500, message) + b"\n\n"
+    return StreamScript(head=script.head, content=script.content[:cut], tail=[frame])
 
 
 def reshaped(script: StreamScript, fault: Fault) -> StreamScript:

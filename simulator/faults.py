@@ -17,6 +17,8 @@ class Fault:
     status: int | None = None
     retry_after: float | None = None
     error_message: str | None = None
+    # The whole error body, verbatim (a provider's documented error shape), instead of the dialect's.
+    error_body: str | None = None
     delay_s: float = 0.0
     chunks: int | None = None
     chunk_delay_ms: float = 0.0
@@ -30,6 +32,12 @@ class Fault:
     # (each its own write, paced by chunk_delay_ms) so events and characters straddle reads.
     crlf: bool = False
     split_bytes: int | None = None
+    # Prompt tokens reported as written to the provider's prompt cache (Anthropic).
+    cache_write_tokens: int = 0
+    # "prompt": the provider's content filter refuses the prompt; "completion": it cuts the answer.
+    content_filter: str | None = None
+    # The provider's own error event after this many content events of a stream (Anthropic, Gemini).
+    stream_error_after_chunks: int | None = None
 
     @classmethod
     def from_json(cls, raw: Any) -> Fault:

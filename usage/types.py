@@ -10,11 +10,14 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """Tokens the upstream reported for one request (cached tokens are part of prompt tokens)."""
+    """Tokens the upstream reported for one request (cached tokens, read from or written to the
+    provider's prompt cache, are part of prompt tokens)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # Prompt tokens written to the cache (Anthropic bills them above the input price).
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -48,17 +48,9 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UpstreamError(
-                f"The {self.name} upstream sent a response that is not JSON.",
-                provider_error=self.provider_error(200, "invalid JSON in response"),
-                retryable=True,
-            ) from None
+            raise self.malformed("a response that is not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
-            raise UpstreamError(
-                f"The {self.name} upstream sent an unexpected response.",
-                provider_error=self.provider_error(200, "response has no choices"),
-                retryable=True,
-            )
+            raise self.malformed("a response without choices")
         return Completion(payload=payload, usage=usage_from_openai(payload.get("usage")))
 
     async def iter_chunks(
@@ -78,11 +70,19 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                     provider_error=self.provider_error(200, "invalid JSON in stream"),
                     retryable=False,
                 ) from None
-            if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            if not isinstance(chunk, dict):
+                raise self.malformed("a stream event that is not an object")
+            if "error" in chunk and "choices" not in chunk:
                 error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+                code, kind = error.get("code"), error.get("type")
                 raise UpstreamError(
                     f"The {self.name} upstream failed mid-stream.",
-                    provider_error=self.provider_error(None, str(error.get("message") or "stream error")),
+                    provider_error=self.provider_error(
+                        None,
+                        str(error.get("message") or "stream error"),
+                        code=code if isinstance(code, str) else None,
+                        kind=kind if isinstance(kind, str) else None,
+                    ),
                     retryable=False,
                 )
             yield chunk

@@ -15,7 +15,21 @@ from keys.services import CreatedKey, api_key_create, api_keys_invalidate_cached
 from simulator.server import SimulatorServer
 from tests.conftest import chat_body
 
-ENVELOPE_FIELDS = {"code", "message", "param", "details", "provider_error", "retry_after_seconds"}
+ENVELOPE_FIELDS = {"code", "message", "param", "details", "provider_error", "retry_after_seconds", "type"}
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+}
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -25,6 +39,7 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
     assert set(body) == {"error", "request_id"}
     assert set(body["error"]) == ENVELOPE_FIELDS
     assert body["error"]["code"] == code
+    assert body["error"]["type"] == OPENAI_TYPES[status]
     assert body["error"]["message"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body["error"]
@@ -177,11 +192,12 @@ def test_oversized_chunked_body_without_length_is_413(acme_http: httpx.Client) -
 
 
 def test_upstream_failure_is_502_with_provider_error(acme_http: httpx.Client) -> None:
-    response = acme_http.post("/chat/completions", json=chat_body(mock={"status": 400}))
+    response = acme_http.post("/chat/completions", json=chat_body(mock={"status": 500}))
     error = assert_envelope(response, 502, "upstream_error")
     assert error["provider_error"]["provider"] == "openai"
-    assert error["provider_error"]["status"] == 400
+    assert error["provider_error"]["status"] == 500
     assert error["provider_error"]["message"]
+    assert error["provider_error"]["type"] == "server_error"
 
 
 def test_upstream_slower_than_request_timeout_is_504(acme_http: httpx.Client) -> None:

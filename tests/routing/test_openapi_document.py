@@ -60,8 +60,12 @@ def test_openapi_document_is_public_and_31(api_url: str) -> None:
 def test_request_schema_is_the_union_of_both_seeds(api_url: str) -> None:
     schemas = httpx.get(f"{api_url}/openapi.json").json()["components"]["schemas"]
     assert set(schemas["ChatCompletionRequest"]["properties"]) >= SEED_REQUEST_FIELDS
-    error_codes = set(schemas["ErrorBody"]["properties"]["code"]["enum"])
+    code = schemas["ErrorBody"]["properties"]["code"]
+    error_codes = set(next(option["enum"] for option in code["anyOf"] if "enum" in option))
     assert error_codes == SEED_ERROR_CODES
+    assert {"type": "string"} in code["anyOf"]  # an upstream's own code, kept for its 4xx
+    assert "rate_limit_error" in schemas["ErrorBody"]["properties"]["type"]["enum"]
+    assert {"code", "type"} <= set(schemas["ProviderError"]["properties"])
     responses = httpx.get(f"{api_url}/openapi.json").json()["paths"]["/v1/chat/completions"]["post"][
         "responses"
     ]
