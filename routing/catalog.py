@@ -19,7 +19,7 @@ from ulid import ULID
 from meshplatform.db import db_call
 from meshplatform.loops import LoopLocal
 from meshplatform.redis import get_redis, get_sync_redis
-from routing.catalog_seed import SEED_MODELS
+from routing.catalog_seed import SEED_MODELS, seed_defaults
 from routing.models import CatalogModel
 from usage.types import TokenUsage
 
@@ -37,14 +37,20 @@ class CatalogEntry:
     cached_input_per_mtok_usd: Decimal
     context_window: int
     max_output_tokens: int | None
+    cache_write_per_mtok_usd: Decimal | None = None  # None = the input price
+    reasoning: bool = False  # the model can think (OpenAI's reasoning_effort maps to a budget)
 
     def cost(self, tokens: TokenUsage) -> Decimal:
-        """USD cost of `tokens` at this entry's prices (cached tokens are billed at the cached rate)."""
+        """USD cost of `tokens` at this entry's prices: cache reads at the cached rate, cache writes
+        at the cache-write rate, the rest of the prompt at the input rate."""
         cached = min(tokens.cached_tokens, tokens.prompt_tokens)
-        fresh = tokens.prompt_tokens - cached
+        written = min(tokens.cache_write_tokens, tokens.prompt_tokens - cached)
+        fresh = tokens.prompt_tokens - cached - written
+        write_price = self.cache_write_per_mtok_usd
         return (
             fresh * self.input_per_mtok_usd
             + cached * self.cached_input_per_mtok_usd
+            + written * (self.input_per_mtok_usd if write_price is None else write_price)
             + tokens.completion_tokens * self.output_per_mtok_usd
         ) / MILLION
 
@@ -55,7 +61,10 @@ class Catalog:
     entries: dict[str, CatalogEntry]
 
     def get(self, model_id: str) -> CatalogEntry | None:
-        return self.entries.get(model_id)
+        entry = self.entries.get(model_id)
+        if entry is None and model_id.startswith("google/"):  # Gemini's other spelling
+            entry = self.entries.get("gemini/" + model_id[len("google/") :])
+        return entry
 
 
 def _entry(row: CatalogModel) -> CatalogEntry:
@@ -70,6 +79,8 @@ def _entry(row: CatalogModel) -> CatalogEntry:
         else row.input_per_mtok_usd,
         context_window=row.context_window,
         max_output_tokens=row.max_output_tokens,
+        cache_write_per_mtok_usd=row.cache_write_per_mtok_usd,
+        reasoning=row.reasoning,
     )
 
 
@@ -138,18 +149,8 @@ def catalog_seed() -> int:
     """Create the seed models that are missing; returns how many were created."""
     created = 0
     for seed in SEED_MODELS:
-        provider, _, upstream_name = seed.model_id.partition("/")
         _, was_created = CatalogModel.objects.get_or_create(
-            model_id=seed.model_id,
-            defaults={
-                "provider": provider,
-                "upstream_name": upstream_name,
-                "input_per_mtok_usd": Decimal(seed.input_per_mtok),
-                "output_per_mtok_usd": Decimal(seed.output_per_mtok),
-                "cached_input_per_mtok_usd": Decimal(seed.cached_per_mtok) if seed.cached_per_mtok else None,
-                "context_window": seed.context_window,
-                "max_output_tokens": seed.max_output_tokens,
-            },
+            model_id=seed.model_id, defaults=seed_defaults(seed)
         )
         created += was_created
     if created:

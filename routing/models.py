@@ -10,6 +10,7 @@ class Provider(models.TextChoices):
     OPENROUTER = "openrouter", "OpenRouter"
     ANTHROPIC = "anthropic", "Anthropic"
     GEMINI = "gemini", "Google Gemini"
+    AZURE = "azure", "Azure OpenAI"
 
 
 class CatalogModel(models.Model):
@@ -23,8 +24,18 @@ class CatalogModel(models.Model):
     cached_input_per_mtok_usd = models.DecimalField(
         max_digits=12, decimal_places=6, null=True, blank=True, help_text="Empty = input price."
     )
+    cache_write_per_mtok_usd = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Prompt-cache writes (Anthropic bills them above input). Empty = input price.",
+    )
     context_window = models.PositiveIntegerField()
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning = models.BooleanField(
+        default=False, help_text="The model can think: reasoning_effort becomes its thinking budget."
+    )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

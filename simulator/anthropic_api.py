@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
@@ -10,9 +11,10 @@ import orjson
 from simulator.asgi import SSE_HEADERS, Exchange, Headers, StreamScript, send_json
 from simulator.engine import serve
 from simulator.faults import Fault
-from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, plan_reply
+from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, example_arguments, plan_reply
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+THINKING_TEXT = "The user asked something; I will answer it briefly."
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -61,7 +63,17 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
     except RequestError as error:
         await send_error(exchange, 400, str(error))
         return
-    dialect = AnthropicDialect(model=body["model"])
+    schema = _output_schema(body)
+    if schema is not None and fault.content is None:
+        # Structured outputs: the text is JSON valid against the schema.
+        fault = dataclasses.replace(fault, content=orjson.dumps(example_arguments(schema)).decode())
+    thinking = body.get("thinking")
+    dialect = AnthropicDialect(
+        model=body["model"],
+        thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+        cache_write_tokens=fault.cache_write_tokens,
+        refusal=fault.content_filter is not None,
+    )
     call_id = "toolu_" + secrets.token_hex(12)
     await serve(
         exchange,
@@ -70,6 +82,13 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
         lambda: plan_reply(prompt, fault, call_id),
         stream=body.get("stream") is True,
     )
+
+
+def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    config = body.get("output_config")
+    spec = config.get("format") if isinstance(config, dict) else None
+    schema = spec.get("schema") if isinstance(spec, dict) and spec.get("type") == "json_schema" else None
+    return schema if isinstance(schema, dict) else None
 
 
 def parse_prompt(body: Any) -> Prompt:
@@ -152,24 +171,37 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolMode, str | None
 class AnthropicDialect:
     """Renders a planned reply as a Messages `message` or its event stream."""
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(
+        self, *, model: str, thinking: bool = False, cache_write_tokens: int = 0, refusal: bool = False
+    ) -> None:
         self.model = model
         self.id = "msg_" + secrets.token_hex(12)
         self.headers = request_headers()
         self.stream_headers = SSE_HEADERS
+        self.thinking = thinking
+        self.cache_write_tokens = cache_write_tokens
+        self.refusal = refusal
+        self.signature = "sig_" + secrets.token_hex(16)
 
     def error(self, status: int, message: str) -> bytes:
         return orjson.dumps(error_payload(status, message))
 
+    def stream_error(self, message: str) -> bytes:
+        return _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
+
     def _usage(self, reply: Reply, output_tokens: int) -> dict[str, Any]:
-        # Anthropic's input_tokens excludes cache reads, which it reports separately.
+        # Anthropic's input_tokens excludes cache reads and writes, which it reports separately.
+        written = min(self.cache_write_tokens, max(0, reply.prompt_tokens - reply.cached_tokens))
         return {
-            "input_tokens": max(0, reply.prompt_tokens - reply.cached_tokens),
-            "cache_creation_input_tokens": 0,
+            "input_tokens": max(0, reply.prompt_tokens - reply.cached_tokens - written),
+            "cache_creation_input_tokens": written,
             "cache_read_input_tokens": reply.cached_tokens,
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
+
+    def _stop_reason(self, reply: Reply) -> str:
+        return "refusal" if self.refusal else STOP_REASONS[reply.finish]
 
     def _message(self, reply: Reply, content: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
         return {
@@ -178,20 +210,50 @@ class AnthropicDialect:
             "role": "assistant",
             "model": self.model,
             "content": content,
-            "stop_reason": STOP_REASONS[reply.finish] if final else None,
+            "stop_reason": self._stop_reason(reply) if final else None,
             "stop_sequence": None,
             "usage": self._usage(reply, reply.completion_tokens if final else 1),
         }
 
     def completion(self, reply: Reply) -> bytes:
         call = reply.tool_call
+        content: list[dict[str, Any]] = []
+        if self.thinking:
+            content.append({"type": "thinking", "thinking": THINKING_TEXT, "signature": self.signature})
         if call is None:
-            content = [{"type": "text", "text": reply.text}]
+            content.append({"type": "text", "text": reply.text})
         else:
-            content = [
+            content.append(
                 {"type": "tool_use", "id": call.id, "name": call.name, "input": orjson.loads(call.arguments)}
-            ]
+            )
         return orjson.dumps(self._message(reply, content, final=True))
+
+    def _thinking_events(self) -> list[bytes]:
+        start = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": ""},
+        }
+        return [
+            _event("content_block_start", start),
+            _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": THINKING_TEXT},
+                },
+            ),
+            _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": self.signature},
+                },
+            ),
+            _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ]
 
     def stream(self, reply: Reply) -> StreamScript:
         call = reply.tool_call
@@ -201,26 +263,28 @@ class AnthropicDialect:
         else:
             block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
             deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in reply.pieces]
+        index = 1 if self.thinking else 0
         head = [
             _event(
                 "message_start", {"type": "message_start", "message": self._message(reply, [], final=False)}
             ),
+            *(self._thinking_events() if self.thinking else []),
             _event(
-                "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
             ),
             _event("ping", {"type": "ping"}),
         ]
         content = [
-            _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+            _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
             for delta in deltas
         ]
         tail = [
-            _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _event("content_block_stop", {"type": "content_block_stop", "index": index}),
             _event(
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": STOP_REASONS[reply.finish], "stop_sequence": None},
+                    "delta": {"stop_reason": self._stop_reason(reply), "stop_sequence": None},
                     "usage": {"output_tokens": reply.completion_tokens},
                 },
             ),

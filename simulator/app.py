@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from simulator import anthropic_api, gemini_api, openai_api
+from simulator import anthropic_api, azure_api, gemini_api, openai_api
 from simulator.asgi import (
     ASGIApp,
     Exchange,
@@ -26,7 +26,7 @@ REQUEST_LOG_SIZE = 200
 
 
 class ProviderApi(Protocol):
-    """What each provider module (`openai_api`, `anthropic_api`, `gemini_api`) offers the router."""
+    """What each provider module (`openai_api`, `anthropic_api`, `gemini_api`, `azure_api`) offers."""
 
     def auth_problem(self, exchange: Exchange) -> tuple[int, str] | None: ...
 
@@ -42,11 +42,17 @@ def api_for(path: str) -> ProviderApi:
         return gemini_api
     if path == "/v1/messages":
         return anthropic_api
+    if path.startswith(azure_api.PATH_PREFIX):
+        return azure_api
     return openai_api
 
 
 def _is_completion_path(path: str) -> bool:
-    return path in {"/v1/chat/completions", "/v1/messages"} or gemini_api.split_path(path) is not None
+    return (
+        path in {"/v1/chat/completions", "/v1/messages"}
+        or gemini_api.split_path(path) is not None
+        or azure_api.deployment_of(path) is not None
+    )
 
 
 class _HideDroppedStreams(logging.Filter):

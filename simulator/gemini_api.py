@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 from urllib.parse import parse_qs
@@ -11,10 +12,12 @@ import orjson
 from simulator.asgi import JSON_HEADERS, SSE_HEADERS, Exchange, Headers, StreamScript, send_json
 from simulator.engine import serve
 from simulator.faults import Fault
-from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, plan_reply
+from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, example_arguments, plan_reply
 
 PATH_PREFIX = "/v1beta/models/"
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
+THOUGHT_TOKENS = 12
+THOUGHT_TEXT = "**Thinking it over**\nThe user wants a short answer."
 _STATUSES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -81,7 +84,18 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
         await send_error(exchange, 400, str(error))
         return
     sse = _query(exchange).get("alt") == ["sse"]
-    dialect = GeminiDialect(model=model, sse=sse)
+    config = body.get("generationConfig") or {}
+    schema = config.get("responseSchema")
+    if isinstance(schema, dict) and fault.content is None:
+        fault = dataclasses.replace(fault, content=orjson.dumps(example_arguments(schema)).decode())
+    thinking = config.get("thinkingConfig")
+    dialect = GeminiDialect(
+        model=model,
+        sse=sse,
+        thinking=isinstance(thinking, dict),
+        include_thoughts=isinstance(thinking, dict) and thinking.get("includeThoughts") is True,
+        content_filter=fault.content_filter,
+    )
     stream = method == "streamGenerateContent"
     await serve(exchange, dialect, fault, lambda: plan_reply(prompt, fault, ""), stream=stream)
 
@@ -175,15 +189,30 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolMode, str | None
 class GeminiDialect:
     """Renders a planned reply as a `GenerateContentResponse`, or a stream of them (SSE or a JSON array)."""
 
-    def __init__(self, *, model: str, sse: bool) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        sse: bool,
+        thinking: bool = False,
+        include_thoughts: bool = False,
+        content_filter: str | None = None,
+    ) -> None:
         self.model = model
         self.sse = sse
         self.response_id = secrets.token_urlsafe(16)
         self.headers: Headers = []
         self.stream_headers = SSE_HEADERS if sse else JSON_HEADERS
+        self.thinking = thinking
+        self.include_thoughts = include_thoughts
+        self.content_filter = content_filter
+        self.signature = secrets.token_urlsafe(24)
 
     def error(self, status: int, message: str) -> bytes:
         return orjson.dumps(error_payload(status, message))
+
+    def stream_error(self, message: str) -> bytes:
+        return b"data: " + orjson.dumps(error_payload(503, message)) + b"\r\n\r\n"
 
     def _usage(self, reply: Reply, *, final: bool) -> dict[str, Any]:
         usage: dict[str, Any] = {"promptTokenCount": reply.prompt_tokens}
@@ -192,13 +221,25 @@ class GeminiDialect:
         usage["totalTokenCount"] = reply.prompt_tokens + (reply.completion_tokens if final else 0)
         if reply.cached_tokens:
             usage["cachedContentTokenCount"] = reply.cached_tokens
+        if self.thinking and final:
+            usage["thoughtsTokenCount"] = THOUGHT_TOKENS
+            usage["totalTokenCount"] += THOUGHT_TOKENS
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}]
         return usage
 
     def _response(self, parts: list[dict[str, Any]], reply: Reply, *, final: bool) -> dict[str, Any]:
+        if self.content_filter == "prompt":
+            return {
+                "promptFeedback": {"blockReason": "SAFETY"},
+                "usageMetadata": self._usage(reply, final=final),
+                "modelVersion": self.model,
+                "responseId": self.response_id,
+            }
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+        if self.content_filter == "completion":
+            candidate = {"content": {"parts": [], "role": "model"}} if final else candidate
         if final:
-            candidate["finishReason"] = FINISH_REASONS[reply.finish]
+            candidate["finishReason"] = "SAFETY" if self.content_filter else FINISH_REASONS[reply.finish]
         candidate["index"] = 0
         return {
             "candidates": [candidate],
@@ -211,14 +252,22 @@ class GeminiDialect:
         call = reply.tool_call
         if call is None:
             return [{"text": reply.text}]
-        return [{"functionCall": {"name": call.name, "args": orjson.loads(call.arguments)}}]
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": orjson.loads(call.arguments)}}
+        if self.thinking:  # thinking models sign their function calls; the signature must come back
+            part["thoughtSignature"] = self.signature
+        return [part]
+
+    def _thought(self) -> list[dict[str, Any]]:
+        return [{"text": THOUGHT_TEXT, "thought": True}] if self.include_thoughts else []
 
     def completion(self, reply: Reply) -> bytes:
-        return orjson.dumps(self._response(self._parts(reply), reply, final=True))
+        return orjson.dumps(self._response(self._thought() + self._parts(reply), reply, final=True))
 
     def stream(self, reply: Reply) -> StreamScript:
         # Gemini streams text in pieces but a function call whole, in one chunk.
         pieces = [[{"text": p}] for p in reply.pieces] if reply.tool_call is None else [self._parts(reply)]
+        if self.include_thoughts:
+            pieces.insert(0, self._thought())
         responses = [self._response(parts, reply, final=False) for parts in pieces]
         responses.append(self._response([{"text": ""}], reply, final=True))
         if self.sse:

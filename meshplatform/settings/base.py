@@ -210,13 +210,27 @@ PROVIDERS = {
         "api_key": env.str("GEMINI_API_KEY", default=""),
         "base_url": env.str("GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com/v1beta"),
     },
+    # Azure OpenAI: the resource endpoint (https://<resource>.openai.azure.com); model ids are
+    # azure/<deployment>.
+    "azure": {
+        "api_key": env.str("AZURE_OPENAI_API_KEY", default=""),
+        "base_url": env.str("AZURE_OPENAI_BASE_URL", default=""),
+        "api_version": env.str("AZURE_OPENAI_API_VERSION", default="2024-10-21"),
+    },
 }
+# Anthropic's API version header.
+ANTHROPIC_VERSION = env.str("ANTHROPIC_VERSION", default="2023-06-01")
 
 # Gateway behaviour.
 MESH_MAX_BODY_BYTES = env.int("MESH_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 MESH_UPSTREAM_TIMEOUT_S = env.float("MESH_UPSTREAM_TIMEOUT_S", default=600.0)
 MESH_UPSTREAM_CONNECT_TIMEOUT_S = env.float("MESH_UPSTREAM_CONNECT_TIMEOUT_S", default=10.0)
 MESH_UPSTREAM_MAX_CONNECTIONS = env.int("MESH_UPSTREAM_MAX_CONNECTIONS", default=0)  # 0 = unbounded
+# Retries on the same provider (within the request's timeout, jittered exponential backoff) for
+# failures where the upstream certainly did not run the request (429, 5xx, 529, not connected).
+MESH_UPSTREAM_RETRIES = env.int("MESH_UPSTREAM_RETRIES", default=1)
+MESH_UPSTREAM_RETRY_BACKOFF_S = env.float("MESH_UPSTREAM_RETRY_BACKOFF_S", default=0.25)
+MESH_UPSTREAM_RETRY_MAX_WAIT_S = env.float("MESH_UPSTREAM_RETRY_MAX_WAIT_S", default=4.0)
 MESH_DEFAULT_MODEL = env.str("MESH_DEFAULT_MODEL", default="openai/gpt-4o")
 MESH_KEY_CACHE_TTL_S = env.int("MESH_KEY_CACHE_TTL_S", default=300)
 MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
