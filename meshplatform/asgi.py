@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 import django
 
@@ -11,8 +12,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplatform.settings.dev")
 django.setup(set_prefix=False)
 
 from meshplatform.asgi_handler import MeshASGIHandler  # noqa: E402
+from meshplatform.providers import providers_configured  # noqa: E402
 
 application = MeshASGIHandler()
+print(
+    f"Mesh worker {os.getpid()}: providers configured: {', '.join(providers_configured()) or 'none'}",
+    file=sys.stderr,
+    flush=True,
+)
 
 # What is loaded by now lives as long as the process: frozen, the collector stops re-scanning it
 # on every full collection, and a larger young generation collects less often. Measured with

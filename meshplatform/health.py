@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from meshplatform.db import db_call
+from meshplatform.providers import providers_configured
 from meshplatform.redis import get_redis
 
 
@@ -36,7 +37,8 @@ async def _redis_ok() -> bool:
 async def readyz(request: HttpRequest) -> HttpResponse:
     """Says what is down. Without PostgreSQL nothing is served: 503. Without Redis the gateway
     still serves when limits fail open (MESH_LIMITS_FAIL_OPEN), so it reports "degraded" with 200:
-    a load balancer must not pull every instance for a shared Redis outage it cannot fix."""
+    a load balancer must not pull every instance for a shared Redis outage it cannot fix. It also
+    names the providers this instance can call."""
     checks = {"database": await _database_ok(), "redis": await _redis_ok()}
     if all(checks.values()):
         status, code = "ok", 200
@@ -44,5 +46,5 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         status, code = "degraded", 200
     else:
         status, code = "unavailable", 503
-    body = {"status": status, "checks": checks}
+    body = {"status": status, "checks": checks, "providers": providers_configured()}
     return HttpResponse(orjson.dumps(body), status=code, content_type="application/json")

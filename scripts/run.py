@@ -24,7 +24,13 @@ sys.path.insert(0, str(REPO_ROOT))
 from simulator.server import SimulatorServer, free_port  # noqa: E402
 
 PORT = int(os.environ.get("PORT", "8000"))
-PROVIDER_KEYS = ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+PROVIDER_KEYS = (
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+)
 
 
 def start_embedded_redis() -> str:
@@ -72,10 +78,22 @@ def main() -> None:
         for provider in ("OPENAI", "OPENROUTER"):
             env[f"{provider}_API_KEY"] = "sk-simulator"
             env[f"{provider}_BASE_URL"] = simulator.openai_base_url
-        notes.append(
-            f"Providers: no provider key is set, so openai/* and openrouter/* go to the local upstream "
-            f"simulator at {simulator.openai_base_url} (set OPENAI_API_KEY etc. for real providers)"
+        env.update(
+            ANTHROPIC_API_KEY="sk-ant-simulator",
+            ANTHROPIC_BASE_URL=f"{simulator.base_url}/v1",
+            GEMINI_API_KEY="gemini-simulator",
+            GEMINI_BASE_URL=f"{simulator.base_url}/v1beta",
+            AZURE_OPENAI_API_KEY="azure-simulator",
+            AZURE_OPENAI_BASE_URL=simulator.base_url,
         )
+        notes.append(
+            "Providers: no provider key is set, so openai/*, openrouter/*, anthropic/*, gemini/* and "
+            f"azure/* go to the local upstream simulator at {simulator.base_url}, which speaks each "
+            "one's wire format (set OPENAI_API_KEY, ANTHROPIC_API_KEY, ... for real providers)"
+        )
+    else:
+        configured = [name.removesuffix("_API_KEY").lower() for name in PROVIDER_KEYS if env.get(name)]
+        notes.append(f"Providers configured: {', '.join(configured)}")
 
     manage(env, "migrate", "--noinput", "-v0")
     seeded = manage(env, "seed_demo").strip().splitlines()

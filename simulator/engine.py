@@ -79,6 +79,9 @@ async def serve(
                 [(b"content-type", b"application/json"), *dialect.headers],
             )
         return
+    if fault.raw_body is not None:
+        await _serve_raw(exchange, dialect, fault, fault.raw_body.encode(), stream=stream)
+        return
     reply = plan()
     if not stream:
         exchange.log_entry["outcome"] = "completed"
@@ -95,6 +98,23 @@ async def serve(
         dialect.stream_headers + dialect.headers,
         chunk_delay_s=fault.chunk_delay_ms / 1000,
         drop_after_chunks=fault.drop_after_chunks,
+    )
+
+
+async def _serve_raw(
+    exchange: Exchange, dialect: Dialect, fault: Fault, body: bytes, *, stream: bool
+) -> None:
+    exchange.log_entry["outcome"] = "completed"
+    if not stream:
+        headers = [(b"content-type", b"application/json"), *dialect.headers]
+        await send_bytes(exchange.send, 200, body, headers)
+        return
+    await stream_frames(
+        exchange,
+        reshaped(StreamScript(head=[], content=[body], tail=[]), fault),
+        dialect.stream_headers + dialect.headers,
+        chunk_delay_s=fault.chunk_delay_ms / 1000,
+        drop_after_chunks=None,
     )
 
 

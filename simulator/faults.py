@@ -19,6 +19,8 @@ class Fault:
     error_message: str | None = None
     # The whole error body, verbatim (a provider's documented error shape), instead of the dialect's.
     error_body: str | None = None
+    # A whole 2xx answer, verbatim: a JSON body, or a recorded stream (golden transcripts replay these).
+    raw_body: str | None = None
     delay_s: float = 0.0
     chunks: int | None = None
     chunk_delay_ms: float = 0.0

@@ -21,10 +21,6 @@ _RETRY_AFTER_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNOREC
 
 
 class AzureOpenAIAdapter(OpenAICompatibleAdapter):
-    @property
-    def configured(self) -> bool:
-        return bool(self.api_key and self.base_url)
-
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
         body = dict(self.upstream_body(call))
         body.pop("model", None)  # the deployment names the model

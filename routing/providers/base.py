@@ -87,7 +87,8 @@ class ProviderAdapter(ABC):
 
     @property
     def configured(self) -> bool:
-        return bool(self.api_key)
+        """It has credentials and an address (the rule `meshplatform.providers` applies too)."""
+        return bool(self.api_key and self.base_url)
 
     @abstractmethod
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
@@ -114,7 +115,9 @@ class ProviderAdapter(ABC):
         fields = self.error_fields(body)
         provider_error = self.provider_error(status, fields.message, code=fields.code, kind=fields.type)
         detail = f": {fields.message}" if fields.message else "."
-        if status in MIRRORED_STATUSES:
+        # Whatever status the upstream used, a refused deployment key is a 502 (not the caller's fault).
+        kind = 401 if self.credentials_refused(fields) else status
+        if kind in MIRRORED_STATUSES:
             return UpstreamError(
                 f"The {self.name} upstream rejected the request (HTTP {status}){detail}",
                 provider_error=provider_error,
@@ -123,7 +126,7 @@ class ProviderAdapter(ABC):
                 http_status=status,
                 retryable=False,
             )
-        if status == 429:
+        if kind == 429:
             retry_after = retry_after_seconds(headers, fields.retry_after_s)
             return UpstreamError(
                 f"The {self.name} upstream is rate limiting this deployment{detail}",
@@ -137,9 +140,13 @@ class ProviderAdapter(ABC):
         return UpstreamError(
             f"The {self.name} upstream answered HTTP {status}{detail}",
             provider_error=provider_error,
-            retryable=status in (401, 403) or status in RETRY_SAFE_STATUSES or status >= 500,
-            retry_safe=status in RETRY_SAFE_STATUSES,
+            retryable=kind in (401, 403) or kind in RETRY_SAFE_STATUSES or kind >= 500,
+            retry_safe=kind in RETRY_SAFE_STATUSES,
         )
+
+    def credentials_refused(self, fields: ErrorFields) -> bool:
+        """Whether the error says the deployment's own credentials were refused (not the request)."""
+        return False
 
     def malformed(self, what: str, *, status: int | None = 200) -> UpstreamError:
         """A 2xx answer Mesh cannot read: 502 (never 500); the upstream may have run the request."""
@@ -184,8 +191,8 @@ def error_code_of(fields: ErrorFields) -> str | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None, from_body: float | None) -> int | None:
-    """Seconds to wait, from `retry-after-ms`, `retry-after` (seconds) or the body's hint; None when
-    the upstream said nothing (an HTTP-date Retry-After counts as nothing: clocks differ)."""
+    """Seconds to wait, from `retry-after-ms`, `retry-after` (seconds) and the body's hint (Gemini's
+    RetryInfo); None when the upstream said nothing (an HTTP-date Retry-After counts as nothing)."""
     seconds: float | None = None
     if headers:
         for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
@@ -196,8 +203,8 @@ def retry_after_seconds(headers: Mapping[str, str] | None, from_body: float | No
                     break
                 except ValueError:
                     continue
-    if seconds is None:
-        seconds = from_body
+    if from_body is not None:  # both given: the longer wait is the safe one
+        seconds = from_body if seconds is None else max(seconds, from_body)
     if seconds is None or seconds < 0:
         return None
     return max(1, int(-(-seconds // 1)))  # whole seconds, rounded up, at least 1

@@ -11,13 +11,12 @@ becomes usage (thoughts are billed as output). The translation of both lives in 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
-from meshplatform.errors import UpstreamError
 from routing.http_client import UpstreamResponse
 from routing.providers.base import (
     Completion,
@@ -95,10 +94,8 @@ class GeminiAdapter(ProviderAdapter):
             retry_after_s=retry_after,
         )
 
-    def map_error(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> UpstreamError:
-        if status == 400 and self.error_fields(body).code in CREDENTIAL_REASONS:
-            status = 401
-        return super().map_error(status, body, headers)
+    def credentials_refused(self, fields: ErrorFields) -> bool:
+        return fields.code in CREDENTIAL_REASONS
 
 
 def _duration_s(value: Any) -> float | None:

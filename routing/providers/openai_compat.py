@@ -65,11 +65,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             try:
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:
-                raise UpstreamError(
-                    f"The {self.name} upstream sent a malformed stream event.",
-                    provider_error=self.provider_error(200, "invalid JSON in stream"),
-                    retryable=False,
-                ) from None
+                raise self.malformed("a stream event that is not JSON") from None
             if not isinstance(chunk, dict):
                 raise self.malformed("a stream event that is not an object")
             if "error" in chunk and "choices" not in chunk:
