@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import sys
@@ -54,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="ASGI app to serve as the gateway (for A/B runs of a candidate change)",
     )
     parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
+    parser.add_argument(
+        "--anthropic-model",
+        default="anthropic/claude-haiku-4-5",
+        help="model id of the anthropic/* cell (the same gateway, translating to Anthropic's Messages API)",
+    )
+    parser.add_argument("--skip-anthropic", action="store_true", help="no anthropic/* cell")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     args = parser.parse_args(argv)
     if args.skip_slow and args.slow_only:
@@ -126,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     runner = Runner(plan)
     try:
+        # Anthropic requests cannot carry the `mock` field: the simulator streams this many chunks
+        # by default, as the OpenAI cells ask in their body.
+        os.environ["MESH_SIM_STREAM_CHUNKS"] = str(plan.stream_chunks)
         with SimulatorServer(workers=args.simulator_workers) as simulator:
             direct = Target(
                 "direct",
@@ -142,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
                 report = BenchReport(meta=meta, cells=cells, slow=slow, gateway_peak_rss_mb=None)
             else:
                 with gateway_target(args, simulator) as (gateway, meter):
-                    smoke_test(gateway)
+                    targets = [gateway]
+                    if not args.skip_anthropic:
+                        targets.append(
+                            dataclasses.replace(gateway, name="anthropic", model=args.anthropic_model)
+                        )
+                    for target in targets:
+                        smoke_test(target)
                     meters: dict[TargetName, ResourceMeter] = {"direct": simulator_meter}
                     if meter.available:
-                        meters["gateway"] = meter
+                        meters["gateway"] = meters["anthropic"] = meter
                     print(f"measuring {plan.cell_duration_s:g} s per cell…", flush=True)
                     with PeakRss(meter) as peak:
-                        cells = [] if args.slow_only else runner.cells([gateway, direct], meters)
+                        cells = [] if args.slow_only else runner.cells([*targets, direct], meters)
                     slow = []
                     if not args.skip_slow:
                         print(

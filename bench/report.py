@@ -41,6 +41,40 @@ def _pair(a: float | None, b: float | None, digits: int = 1) -> str:
     return f"{_num(a, digits)} / {_num(b, digits)}"
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def _translation_table(by_key: dict[Any, CellStats], meta: dict[str, Any]) -> list[str]:
+    """The anthropic/* cell (same gateway, translating to and from Anthropic's Messages API) beside
+    the openai/* cell: the translation's CPU is the difference."""
+    keys = sorted({(mode, conc) for target, mode, conc in by_key if target == "anthropic"})
+    if not keys:
+        return []
+    lines = [
+        "",
+        "Translation (anthropic/* cell vs openai/* cell, same gateway):",
+        "",
+        "| mode | conc | openai req/s | anthropic req/s | CPU ms/req openai / anthropic | ratio "
+        "| CPU µs/chunk openai / anthropic | ratio | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode, concurrency in keys:
+        openai, anthropic = (
+            by_key.get(("gateway", mode, concurrency)),
+            by_key.get(("anthropic", mode, concurrency)),
+        )
+        label = "JSON" if mode == "json" else f"SSE ×{meta['stream_chunks']}"
+        cpu_o, cpu_a = _get(openai, "cpu_ms_per_request"), _get(anthropic, "cpu_ms_per_request")
+        chunk_o, chunk_a = _get(openai, "cpu_us_per_chunk"), _get(anthropic, "cpu_us_per_chunk")
+        lines.append(
+            f"| {label} | {concurrency} | {_num(_get(openai, 'rps'), 0)} | {_num(_get(anthropic, 'rps'), 0)} "
+            f"| {_pair(cpu_o, cpu_a, 2)} | {_ratio(cpu_a, cpu_o)} | {_pair(chunk_o, chunk_a, 0)} "
+            f"| {_ratio(chunk_a, chunk_o)} | {anthropic.errors if anthropic else '-'} |"
+        )
+    return lines
+
+
 def markdown(report: BenchReport) -> str:
     meta = report.meta
     lines = [
@@ -78,6 +112,7 @@ def markdown(report: BenchReport) -> str:
             f"| {_marginal(gateway, by_key.get(('gateway', 'json', concurrency)))} "
             f"| {gateway.errors if gateway else '-'} / {direct.errors if direct else '-'} |"
         )
+    lines += _translation_table(by_key, meta)
     lines += [
         "",
         f"Gateway peak RSS during the cells (master + workers): {_num(report.gateway_peak_rss_mb, 0)} MB",

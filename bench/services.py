@@ -41,6 +41,9 @@ def gateway_env(simulator_openai_url: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "*",
         "OPENAI_API_KEY": "sk-sim",
         "OPENAI_BASE_URL": simulator_openai_url,
+        # The simulator serves Anthropic's Messages API under the same /v1 (the anthropic/* cell).
+        "ANTHROPIC_API_KEY": "sk-ant-sim",
+        "ANTHROPIC_BASE_URL": simulator_openai_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
 

@@ -8,7 +8,7 @@ from typing import Literal
 from bench.loadgen import LoadResult
 
 Mode = Literal["json", "stream"]
-TargetName = Literal["gateway", "direct"]
+TargetName = Literal["gateway", "anthropic", "direct"]  # anthropic: the gateway, translating
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -10,7 +10,7 @@ import orjson
 
 from simulator.asgi import SSE_HEADERS, Exchange, Headers, StreamScript, send_json
 from simulator.engine import serve
-from simulator.faults import Fault
+from simulator.faults import Fault, with_stream_default
 from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, example_arguments, plan_reply
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -63,6 +63,7 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
     except RequestError as error:
         await send_error(exchange, 400, str(error))
         return
+    fault = with_stream_default(fault, stream=body.get("stream") is True)
     schema = _output_schema(body)
     if schema is not None and fault.content is None:
         # Structured outputs: the text is JSON valid against the schema.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -81,6 +83,16 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 NO_FAULT = Fault()
+# Streams of providers whose requests cannot carry `mock` (Anthropic, Gemini) default to this many
+# chunks when set (the benchmark's anthropic/* cell streams as many as its openai/* cell asks for).
+STREAM_CHUNKS = int(os.environ.get("MESH_SIM_STREAM_CHUNKS") or 0) or None
+
+
+def with_stream_default(fault: Fault, *, stream: bool) -> Fault:
+    """`fault`, streaming STREAM_CHUNKS chunks when it does not say how many."""
+    if stream and fault.chunks is None and STREAM_CHUNKS is not None:
+        return dataclasses.replace(fault, chunks=STREAM_CHUNKS)
+    return fault
 
 
 @dataclass

@@ -11,7 +11,7 @@ import orjson
 
 from simulator.asgi import JSON_HEADERS, SSE_HEADERS, Exchange, Headers, StreamScript, send_json
 from simulator.engine import serve
-from simulator.faults import Fault
+from simulator.faults import Fault, with_stream_default
 from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, example_arguments, plan_reply
 
 PATH_PREFIX = "/v1beta/models/"
@@ -84,6 +84,7 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
         await send_error(exchange, 400, str(error))
         return
     sse = _query(exchange).get("alt") == ["sse"]
+    fault = with_stream_default(fault, stream=method == "streamGenerateContent")
     config = body.get("generationConfig") or {}
     schema = config.get("responseSchema")
     if isinstance(schema, dict) and fault.content is None:
