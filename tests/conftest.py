@@ -53,6 +53,9 @@ def gateway_env(simulator: SimulatorServer, **overrides: str) -> dict[str, str]:
         "GEMINI_API_KEY": "",
         "MESH_CATALOG_CHECK_INTERVAL_S": "0",
         "MESH_UPSTREAM_TIMEOUT_S": "30",
+        # No same-provider retries here, so tests of clients' own retries count their attempts; the
+        # default (1) is tested on the gateway of tests/providers/.
+        "MESH_UPSTREAM_RETRIES": "0",
     }
     env.update(overrides)
     return env

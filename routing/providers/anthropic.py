@@ -26,6 +26,7 @@ from routing.providers.base import (
     UpstreamRequest,
     load_json,
     unsupported_part,
+    unsupported_value,
     usage_from_openai,
 )
 from routing.providers.sse import sse_events
@@ -96,6 +97,8 @@ class AnthropicAdapter(ProviderAdapter):
 def messages_request(call: UpstreamCall) -> dict[str, Any]:
     """The Messages API body for an OpenAI chat body."""
     body = call.body
+    if isinstance(body.get("n"), int) and body["n"] > 1:
+        raise unsupported_value(PROVIDER, "n", "it returns one choice per request")
     system, messages = translate_messages(body.get("messages") or [])
     request: dict[str, Any] = {
         "model": call.upstream_model,

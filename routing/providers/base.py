@@ -177,6 +177,15 @@ def unsupported_part(provider: str, where: str, kind: object) -> BadRequest:
     )
 
 
+def unsupported_value(provider: str, field: str, why: str) -> BadRequest:
+    """422 for a request field whose value a provider cannot honour (e.g. n > 1), naming it."""
+    return BadRequest(
+        f"The {provider} provider cannot take this {field}: {why}.",
+        param=field,
+        details=[{"loc": ["body", *_loc(field)], "msg": why, "type": "unsupported"}],
+    )
+
+
 def _loc(where: str) -> list[str | int]:
     return [int(part) if part.isdigit() else part for part in where.split(".")]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from meshplatform.errors import BadRequest, UpstreamError
-from routing.providers.base import unsupported_part
+from routing.providers.base import unsupported_part, unsupported_value
 from routing.providers.translate import (
     completion_payload,
     json_schema_of,
@@ -41,6 +41,8 @@ MAX_SCHEMA_DEPTH = 32
 def generate_request(call: UpstreamCall) -> dict[str, Any]:
     """The GenerateContentRequest for an OpenAI chat body."""
     body = call.body
+    if isinstance(body.get("n"), int) and body["n"] > 1:
+        raise unsupported_value(PROVIDER, "n", "Mesh relays one candidate per request")
     system, contents = translate_messages(body.get("messages") or [])
     request: dict[str, Any] = {"contents": contents}
     if system:
@@ -212,7 +214,6 @@ def _generation_config(body: dict[str, Any], reasoning: bool) -> dict[str, Any]:
     for ours, theirs in (
         ("temperature", "temperature"),
         ("top_p", "topP"),
-        ("n", "candidateCount"),
         ("seed", "seed"),
         ("presence_penalty", "presencePenalty"),
         ("frequency_penalty", "frequencyPenalty"),

@@ -35,6 +35,7 @@ def providers_env(simulator: SimulatorServer) -> dict[str, str]:
         GEMINI_BASE_URL=f"{simulator.base_url}/v1beta",
         AZURE_OPENAI_API_KEY="azure-sim",
         AZURE_OPENAI_BASE_URL=simulator.base_url,
+        MESH_UPSTREAM_RETRIES="1",  # the production default
     )
 
 

@@ -249,6 +249,16 @@ def test_a_part_the_provider_cannot_take_is_422_naming_it(
     assert upstream_calls(simulator) == []
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_several_choices_are_422_where_the_translation_gives_one(
+    http: httpx.Client, simulator: SimulatorServer, provider: str
+) -> None:
+    response = http.post("/chat/completions", json={"model": MODELS[provider][0], "messages": HELLO, "n": 2})
+    error = assert_envelope(response, 422, "validation_error")
+    assert error["param"] == "n"
+    assert upstream_calls(simulator) == []
+
+
 def test_pdf_file_part_becomes_an_anthropic_document(http: httpx.Client, simulator: SimulatorServer) -> None:
     pdf = "data:application/pdf;base64,JVBERi0xLjQK"
     content = [

@@ -1,6 +1,7 @@
 """An upstream's errors keep their meaning for the client: its 400/404/413/422 keep their status and
 its code and param, its 429 stays a 429 with its Retry-After, its 401/403 and 5xx are 502; failures
-that the upstream certainly did not run are retried once on the same provider, the others never."""
+that the upstream certainly did not run are retried once on the same provider (the default, which
+this package's gateway runs with), the others never."""
 
 from __future__ import annotations
 
@@ -35,12 +36,12 @@ def sdk(api_url: str, key: CreatedKey, *, max_retries: int) -> openai.OpenAI:
 
 
 def test_upstream_400_is_bad_request_with_its_code_and_param_and_no_client_retry(
-    api_url: str, acme_key: CreatedKey, simulator: SimulatorServer
+    providers_url: str, acme_key: CreatedKey, simulator: SimulatorServer
 ) -> None:
     simulator.script(
         model="gpt-4o-mini", times=None, status=400, error_body=orjson.dumps(CONTEXT_LENGTH_BODY).decode()
     )
-    client = sdk(api_url, acme_key, max_retries=2)  # the SDK retries 5xx and 429, never 400
+    client = sdk(providers_url, acme_key, max_retries=2)  # the SDK retries 5xx and 429, never 400
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES)
     error = caught.value
@@ -61,10 +62,10 @@ def test_upstream_400_is_bad_request_with_its_code_and_param_and_no_client_retry
 
 
 def test_upstream_429_is_rate_limit_error_with_the_upstreams_retry_after(
-    api_url: str, acme_key: CreatedKey, simulator: SimulatorServer
+    providers_url: str, acme_key: CreatedKey, simulator: SimulatorServer
 ) -> None:
     simulator.script(model="gpt-4o-mini", times=None, status=429, retry_after=7)
-    client = sdk(api_url, acme_key, max_retries=0)
+    client = sdk(providers_url, acme_key, max_retries=0)
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES)
     error = caught.value
@@ -82,28 +83,28 @@ def test_upstream_429_is_rate_limit_error_with_the_upstreams_retry_after(
     [(404, "model_not_found"), (413, "upstream_payload_too_large"), (422, "upstream_unprocessable_entity")],
 )
 def test_upstream_404_413_422_keep_their_status(
-    acme_http: httpx.Client, simulator: SimulatorServer, status: int, code: str
+    http: httpx.Client, simulator: SimulatorServer, status: int, code: str
 ) -> None:
     simulator.script(model="gpt-4o-mini", times=None, status=status)
-    error = assert_envelope(acme_http.post("/chat/completions", json=chat_body()), status, code)
+    error = assert_envelope(http.post("/chat/completions", json=chat_body()), status, code)
     assert error["provider_error"]["status"] == status
     assert len(simulator.requests()) == 1
 
 
 @pytest.mark.parametrize("status", [401, 403, 500, 503])
 def test_upstream_credentials_and_server_errors_are_502(
-    acme_http: httpx.Client, simulator: SimulatorServer, status: int
+    http: httpx.Client, simulator: SimulatorServer, status: int
 ) -> None:
     simulator.script(model="gpt-4o-mini", times=None, status=status)
-    error = assert_envelope(acme_http.post("/chat/completions", json=chat_body()), 502, "upstream_error")
+    error = assert_envelope(http.post("/chat/completions", json=chat_body()), 502, "upstream_error")
     assert error["provider_error"]["status"] == status
 
 
 def test_a_5xx_is_retried_once_on_the_same_provider_and_both_tries_are_in_the_ledger(
-    acme_http: httpx.Client, simulator: SimulatorServer
+    http: httpx.Client, simulator: SimulatorServer
 ) -> None:
     simulator.script(model="gpt-4o-mini", times=1, status=503)
-    response = acme_http.post("/chat/completions", json=chat_body())
+    response = http.post("/chat/completions", json=chat_body())
     assert response.status_code == 200, response.text
     assert [r["outcome"] for r in simulator.requests()] == ["error", "completed"]
     request_id = response.headers["X-Request-Id"]
@@ -115,36 +116,36 @@ def test_a_5xx_is_retried_once_on_the_same_provider_and_both_tries_are_in_the_le
 
 
 def test_a_short_upstream_429_is_waited_out_and_retried(
-    acme_http: httpx.Client, simulator: SimulatorServer
+    http: httpx.Client, simulator: SimulatorServer
 ) -> None:
     simulator.script(model="gpt-4o-mini", times=1, status=429, retry_after=1)
-    response = acme_http.post("/chat/completions", json=chat_body())
+    response = http.post("/chat/completions", json=chat_body())
     assert response.status_code == 200, response.text
     assert len(simulator.requests()) == 2
 
 
 def test_a_read_timeout_is_never_retried_on_the_same_provider(
-    acme_http: httpx.Client, simulator: SimulatorServer
+    http: httpx.Client, simulator: SimulatorServer
 ) -> None:
     """The upstream may be running the request: asking it again could run (and bill) it twice."""
-    response = acme_http.post("/chat/completions", json=chat_body(timeout=0.5, mock={"delay_s": 2}))
+    response = http.post("/chat/completions", json=chat_body(timeout=0.5, mock={"delay_s": 2}))
     assert_envelope(response, 504, "gateway_timeout")
     assert len(simulator.requests()) == 1
 
 
 def test_a_malformed_answer_is_502_and_not_asked_again(
-    acme_http: httpx.Client, simulator: SimulatorServer
+    http: httpx.Client, simulator: SimulatorServer
 ) -> None:
-    response = acme_http.post("/chat/completions", json=chat_body(mock={"malformed": True}))
+    response = http.post("/chat/completions", json=chat_body(mock={"malformed": True}))
     assert_envelope(response, 502, "upstream_error")
     assert len(simulator.requests()) == 1
 
 
 def test_a_client_error_from_the_upstream_stops_the_fallback(
-    acme_http: httpx.Client, simulator: SimulatorServer
+    http: httpx.Client, simulator: SimulatorServer
 ) -> None:
     simulator.script(model="gpt-4o", times=None, status=422)
-    response = acme_http.post(
+    response = http.post(
         "/chat/completions", json=chat_body(model="openai/gpt-4o", models=["openai/gpt-4o-mini"])
     )
     assert_envelope(response, 422, "upstream_unprocessable_entity")
