@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 
 from keys import cache
 from keys.cache import UNKNOWN, cache_key, generation_key, key_cache_fill, key_cache_get
@@ -26,6 +25,7 @@ from keys.tokens import token_hash, token_is_well_formed
 from keys.types import ResolvedKey
 from meshplatform.db import db_call
 from meshplatform.errors import RateLimited, Unauthorized
+from meshplatform.redis import REDIS_UNAVAILABLE
 
 _load_key = db_call(api_key_get_by_hash)
 
@@ -42,22 +42,31 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-async def api_key_authenticate(*, authorization: str | None) -> ResolvedKey:
-    """The key behind `authorization`: 401 when unknown, 403 when revoked/expired/suspended."""
-    token = bearer_token(authorization)
-    digest = token_hash(token)
-    cached = await key_cache_get(digest)
-    if cached.known_missing:
-        raise Unauthorized("Invalid API key.")
-    key = cached.key
-    if not cached.hit:
-        key = await _load_key(key_hash=digest)
-        if cached.generation is not None:
-            await key_cache_fill(digest, key, generation=cached.generation)
+def _usable(key: ResolvedKey | None) -> ResolvedKey:
+    """The one refusal of every entry point: 401 for no such key, 403 when revoked, expired or of a
+    suspended tenant."""
     if key is None:
         raise Unauthorized("Invalid API key.")
     key.ensure_usable()
     return key
+
+
+async def _load_and_fill(digest: str, generation: str | None) -> ResolvedKey | None:
+    """The database's answer on a cache miss, cached unless the key changed since `generation`
+    was read (None: Redis could not be read, so nothing is written back)."""
+    key = await _load_key(key_hash=digest)
+    if generation is not None:
+        await key_cache_fill(digest, key, generation=generation)
+    return key
+
+
+async def api_key_authenticate(*, authorization: str | None) -> ResolvedKey:
+    """The key behind `authorization`, without counting it against its rate limits (GET /v1/models)."""
+    digest = token_hash(bearer_token(authorization))
+    cached = await key_cache_get(digest)
+    if cached.known_missing:
+        return _usable(None)
+    return _usable(cached.key if cached.hit else await _load_and_fill(digest, cached.generation))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,31 +92,20 @@ async def api_key_admit(*, authorization: str | None) -> Admission:
     cache fill and a separate count; a Redis outage falls back to the database and the
     fail-open/closed policy for limits.
     """
-    token = bearer_token(authorization)
-    digest = token_hash(token)
+    digest = token_hash(bearer_token(authorization))
     try:
         reply = await admit_run(
             key_hash=digest, cache_names=[cache_key(digest), generation_key(digest)], now=time.time()
         )
-    except (RedisError, OSError) as error:
+    except REDIS_UNAVAILABLE as error:
         cache.outage.failed(error)
-        key = await _load_key(key_hash=digest)
-        if key is None:
-            raise Unauthorized("Invalid API key.") from None
-        key.ensure_usable()
+        key = _usable(await _load_key(key_hash=digest))
         return await _admitted(key, _unavailable(error))
     cache.outage.recovered()
-    if reply.entry == UNKNOWN:
-        raise Unauthorized("Invalid API key.")
-    if reply.entry is None:
-        loaded = await _load_key(key_hash=digest)
-        await key_cache_fill(digest, loaded, generation=reply.generation)
-        if loaded is None:
-            raise Unauthorized("Invalid API key.")
-        loaded.ensure_usable()
-        return await _admitted(loaded, rate_limit_check(key=loaded, key_hash=digest))
-    key = ResolvedKey.from_json(orjson.loads(reply.entry))
-    key.ensure_usable()
+    if reply.entry is None:  # a miss: the database, the cache fill, then a separate count
+        key = _usable(await _load_and_fill(digest, reply.generation))
+        return await _admitted(key, rate_limit_check(key=key, key_hash=digest))
+    key = _usable(None if reply.entry == UNKNOWN else ResolvedKey.from_json(orjson.loads(reply.entry)))
     return await _admitted(key, _verdict(key, reply))
 
 
@@ -128,10 +126,4 @@ async def _unavailable(error: Exception) -> RateLimitState:
 
 def api_key_authenticate_sync(*, authorization: str | None) -> ResolvedKey:
     """The same check for sync code (DRF management APIs); reads the database directly."""
-    token = bearer_token(authorization)
-    digest = token_hash(token)
-    key = api_key_get_by_hash(key_hash=digest)
-    if key is None:
-        raise Unauthorized("Invalid API key.")
-    key.ensure_usable()
-    return key
+    return _usable(api_key_get_by_hash(key_hash=token_hash(bearer_token(authorization))))

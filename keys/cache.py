@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import orjson
 from django.conf import settings
 
-from keys.scripts import RedisScript
 from keys.types import ResolvedKey
-from meshplatform.redis import OutageLog, get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
+from meshplatform.redis_scripts import RedisScript
 
 logger = logging.getLogger(__name__)
 outage = OutageLog("the API key cache")
@@ -60,7 +60,7 @@ async def key_cache_get(key_hash: str) -> CacheLookup:
     """One round trip for the entry and its generation; a Redis outage reads as a miss."""
     try:
         raw, generation = await get_redis().mget([cache_key(key_hash), generation_key(key_hash)])
-    except Exception as error:  # Redis down: fall back to the database, never fail auth
+    except REDIS_UNAVAILABLE as error:  # fall back to the database, never fail auth
         outage.failed(error)
         return CacheLookup(key=None, known_missing=False, generation=None, hit=False)
     outage.recovered()
@@ -80,7 +80,7 @@ async def key_cache_fill(key_hash: str, key: ResolvedKey | None, *, generation: 
     ttl = settings.MESH_KEY_CACHE_TTL_S if key is not None else UNKNOWN_TTL_S
     try:
         await FILL.run(get_redis(), [cache_key(key_hash), generation_key(key_hash)], [value, ttl, generation])
-    except Exception as error:
+    except REDIS_UNAVAILABLE as error:
         outage.failed(error)
 
 
@@ -96,6 +96,6 @@ def key_cache_invalidate(key_hashes: Iterable[str]) -> None:
                 pipe.expire(generation_key(key_hash), GENERATION_TTL_S)
                 pipe.delete(cache_key(key_hash))
             pipe.execute()
-    except Exception:
+    except REDIS_UNAVAILABLE:
         # The entry expires within MESH_KEY_CACHE_TTL_S; say so loudly, this delays revocation.
         logger.exception("Could not invalidate %d cached API keys", len(hashes))

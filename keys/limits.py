@@ -7,34 +7,35 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
-from keys.scripts import RedisScript
 from keys.types import ResolvedKey
 from meshplatform.errors import RateLimited
-from meshplatform.redis import OutageLog, get_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis
+from meshplatform.redis_scripts import RedisScript
 
 logger = logging.getLogger(__name__)
 outage = OutageLog("rate limits")
 
-# KEYS: minute counter, day counter (same hash tag: one slot on Redis Cluster).
-# ARGV: rpm, rpd (0 = unlimited), minute ttl, day ttl.
-# Refuses without counting when either window is full; otherwise counts both.
+# The fixed windows, once: refuses without counting when either window is full, otherwise counts
+# both. Both counters share a hash tag (one slot on Redis Cluster); 0 means unlimited.
 # Returns {allowed, minute count, day count, refusing window (0 none, 1 minute, 2 day)}.
-FIXED_WINDOWS = RedisScript(
-    """
-local rpm = tonumber(ARGV[1])
-local rpd = tonumber(ARGV[2])
-local minute = tonumber(redis.call('GET', KEYS[1]) or '0')
-local day = tonumber(redis.call('GET', KEYS[2]) or '0')
-if rpm > 0 and minute >= rpm then return {0, minute, day, 1} end
-if rpd > 0 and day >= rpd then return {0, minute, day, 2} end
-minute = redis.call('INCR', KEYS[1])
-if minute == 1 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-day = redis.call('INCR', KEYS[2])
-if day == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
-return {1, minute, day, 0}
+_COUNT_LUA = """
+local function count(minute_key, day_key, rpm, rpd, minute_ttl, day_ttl)
+  local minute = tonumber(redis.call('GET', minute_key) or '0')
+  local day = tonumber(redis.call('GET', day_key) or '0')
+  if rpm > 0 and minute >= rpm then return {0, minute, day, 1} end
+  if rpd > 0 and day >= rpd then return {0, minute, day, 2} end
+  minute = redis.call('INCR', minute_key)
+  if minute == 1 then redis.call('EXPIRE', minute_key, minute_ttl) end
+  day = redis.call('INCR', day_key)
+  if day == 1 then redis.call('EXPIRE', day_key, day_ttl) end
+  return {1, minute, day, 0}
+end
 """
+
+# KEYS: minute counter, day counter. ARGV: rpm, rpd, minute ttl, day ttl.
+FIXED_WINDOWS = RedisScript(
+    _COUNT_LUA + "return count(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4])\n"
 )
 
 
@@ -76,7 +77,8 @@ def window_keys(key_hash: str, now: float) -> tuple[list[str], int, int]:
 # authenticates and counts in one round trip. A miss or a cached "no such key" counts nothing.
 # Returns {entry or false, generation, [allowed, minute count, day count, refusing window]}.
 ADMIT = RedisScript(
-    """
+    _COUNT_LUA
+    + """
 local entry = redis.call('GET', KEYS[1])
 local generation = redis.call('GET', KEYS[2]) or ''
 if not entry or entry == 'unknown' then return {entry, generation} end
@@ -84,15 +86,8 @@ local key = cjson.decode(entry)
 local rpm = tonumber(key['rpm']) or 0
 local rpd = tonumber(key['rpd']) or 0
 if rpm == 0 and rpd == 0 then return {entry, generation} end
-local minute = tonumber(redis.call('GET', KEYS[3]) or '0')
-local day = tonumber(redis.call('GET', KEYS[4]) or '0')
-if rpm > 0 and minute >= rpm then return {entry, generation, 0, minute, day, 1} end
-if rpd > 0 and day >= rpd then return {entry, generation, 0, minute, day, 2} end
-minute = redis.call('INCR', KEYS[3])
-if minute == 1 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
-day = redis.call('INCR', KEYS[4])
-if day == 1 then redis.call('EXPIRE', KEYS[4], ARGV[2]) end
-return {entry, generation, 1, minute, day, 0}
+local counted = count(KEYS[3], KEYS[4], rpm, rpd, ARGV[1], ARGV[2])
+return {entry, generation, counted[1], counted[2], counted[3], counted[4]}
 """
 )
 
@@ -153,7 +148,7 @@ async def rate_limit_check(*, key: ResolvedKey, key_hash: str) -> RateLimitState
     args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
     try:
         counted = await FIXED_WINDOWS.run(get_redis(), names, args)
-    except (RedisError, OSError) as error:
+    except REDIS_UNAVAILABLE as error:
         return rate_limits_unavailable(error)
     outage.recovered()
     reply = AdmitReply(

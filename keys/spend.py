@@ -10,17 +10,17 @@ reservation. All of a tenant's counters share the hash tag `{mesh:spend:<tenant 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
-from keys.scripts import RedisScript
 from keys.types import ResolvedKey, SpendCap
 from meshplatform.errors import SpendLimitExceeded
-from meshplatform.redis import OutageLog, get_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
+from meshplatform.redis_scripts import RedisScript
 
 outage = OutageLog("spend counters")
 NANO = Decimal("0.000000001")
@@ -95,13 +95,21 @@ def to_nano_usd(usd: Decimal, rounding: str = ROUND_HALF_UP) -> int:
     return int((usd / NANO).to_integral_value(rounding=rounding))
 
 
-def period_label(period: str, when: datetime) -> str:
-    """The calendar (UTC) bucket a moment falls in for a cap period."""
+def period_start(period: str, when: datetime) -> datetime | None:
+    """Where the calendar (UTC) period containing `when` begins; None for lifetime."""
     if period == "daily":
-        return when.strftime("d%Y%m%d")
+        return when.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "monthly":
-        return when.strftime("m%Y%m")
-    return "all"
+        return when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return None
+
+
+def period_label(period: str, when: datetime) -> str:
+    """The name of the calendar (UTC) bucket `when` falls in for a cap period (its start)."""
+    start = period_start(period, when)
+    if start is None:
+        return "all"
+    return start.strftime("d%Y%m%d" if period == "daily" else "m%Y%m")
 
 
 def spend_tag(tenant_id: int) -> str:
@@ -166,7 +174,7 @@ async def spend_cap_check(*, key: ResolvedKey) -> None:
         return
     try:
         values = await get_redis().mget([c.name for c in counters])
-    except (RedisError, OSError) as error:
+    except REDIS_UNAVAILABLE as error:
         outage.failed(error)
         return
     outage.recovered()
@@ -207,7 +215,7 @@ async def spend_reserve(
         held, refused, _ = await RESERVE.run(
             get_redis(), [*holds_names(key.tenant_id), *(c.name for c in counters)], args
         )
-    except (RedisError, OSError) as error:
+    except REDIS_UNAVAILABLE as error:
         outage.failed(error)
         raise _unverifiable() from None
     outage.recovered()
@@ -233,7 +241,7 @@ async def spend_add(
     amount = to_nano_usd(max(cost_usd, Decimal(0)))
     try:
         await BILL.run_batched(names, [request_id or "", amount, key.key_id, time.time(), *ttls])
-    except (RedisError, OSError) as error:
+    except REDIS_UNAVAILABLE as error:
         # The ledger keeps the event; the rebuild task restores the counter from it.
         outage.failed(error)
         return
@@ -246,3 +254,42 @@ def _unverifiable() -> SpendLimitExceeded:
         "A hard spend cap applies and cannot be checked right now; try again shortly.",
         retry_after_seconds=1,
     )
+
+
+# KEYS: counter. ARGV: ledger total (nano-USD), ttl. Raises the counter to the ledger's total,
+# never lowers it: the counter may already hold requests billed after the ledger was summed
+# (and hard-cap holds), and the ledger never holds more than what was billed.
+RAISE_TO = RedisScript(
+    """
+local total = tonumber(ARGV[1])
+if total > tonumber(redis.call('GET', KEYS[1]) or '0') then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[2]) > 0 and redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('GET', KEYS[1])
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendTotal:
+    """What the ledger holds for one counter of the current period: a key's, or (key_id None) its
+    tenant's."""
+
+    tenant_id: int
+    key_id: int | None
+    period: str
+    usd: Decimal
+
+
+def spend_counters_raise_to(*, totals: Iterable[SpendTotal], now: datetime) -> int:
+    """Raise each counter of the period containing `now` to at least its ledger total (the remedy
+    after a Redis flush; idempotent, never lowers a counter). Returns how many were given."""
+    redis = get_sync_redis()
+    count = 0
+    for total in totals:
+        if total.key_id is None:
+            name = tenant_counter_name(total.tenant_id, total.period, now)
+        else:
+            name = key_counter_name(total.tenant_id, total.key_id, total.period, now)
+        RAISE_TO.run_sync(redis, [name], [to_nano_usd(total.usd), PERIOD_TTL_S.get(total.period, 0)])
+        count += 1
+    return count

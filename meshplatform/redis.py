@@ -1,4 +1,12 @@
-"""The shared async Redis client: one pool per event loop, real Redis or embedded fakeredis."""
+"""The shared Redis clients (one async pool per event loop; real Redis or embedded fakeredis) and
+the one policy for Redis being unavailable.
+
+Every module that can serve without Redis catches `REDIS_UNAVAILABLE` (Redis could not be
+reached or did not answer in time), logs through its `OutageLog` and falls back. Anything else
+is a bug and propagates (a 500, recorded in the ledger like any other failure), never
+mistaken for an outage: a command Redis refused (`ResponseError`: a wrong type, a script
+error) or a bug in our own cache code.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,23 @@ from typing import Any
 import redis as sync_redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis import exceptions as redis_errors
 
 from meshplatform.loops import LoopLocal
 
 logger = logging.getLogger(__name__)
+
+# Redis could not be reached, dropped the connection, timed out, or cannot serve writes right now
+# (a replica during failover, a cluster without its primary): an outage, not a bug.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    redis_errors.MasterDownError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    OSError,
+)
 
 _sync_client: sync_redis.Redis | None = None
 _embedded_server: Any = None
@@ -70,7 +91,8 @@ def get_sync_redis() -> sync_redis.Redis:
 
 
 class OutageLog:
-    """Logs a Redis outage once when it starts and once when it ends, not per request."""
+    """Logs a Redis outage once when it starts and once when it ends, not per request; one per
+    subsystem that falls back (the log says what runs without Redis)."""
 
     def __init__(self, what: str) -> None:
         self.what = what

@@ -25,7 +25,9 @@ from typing import Any
 import hiredis
 from django.conf import settings
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from meshplatform.loops import LoopLocal
 from meshplatform.redis import get_redis
@@ -69,7 +71,10 @@ class CommandBatcher:
             replies = await self._round_trip([command for command, _ in batch])
         except (RedisError, OSError) as error:
             failure = error
-        except BaseException as error:  # cancelled at shutdown, or a bug: every caller hears of it
+        except asyncio.CancelledError:  # the loop is shutting down: as if the connection dropped
+            failure = RedisConnectionError("batched Redis call interrupted")
+            raise
+        except BaseException as error:  # a bug: every caller hears of it (as a bug, not an outage)
             failure = RedisError(f"batched Redis call failed: {error!r}")
             raise
         finally:
@@ -110,7 +115,7 @@ class CommandBatcher:
         except BaseException as error:
             await connection.disconnect(nowait=True)  # replies may be half read: start afresh
             if isinstance(error, TimeoutError):
-                raise RedisError(
+                raise RedisTimeoutError(
                     f"Redis did not answer within {settings.REDIS_COMMAND_TIMEOUT_S}s"
                 ) from error
             raise

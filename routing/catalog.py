@@ -18,12 +18,13 @@ from ulid import ULID
 
 from meshplatform.db import db_call
 from meshplatform.loops import LoopLocal
-from meshplatform.redis import get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
 from routing.catalog_seed import SEED_MODELS, seed_defaults
 from routing.models import CatalogModel
 from usage.types import TokenUsage
 
 VERSION_KEY = "mesh:catalog:version"
+outage = OutageLog("the model catalog version")
 MILLION = Decimal(1_000_000)
 
 
@@ -90,16 +91,20 @@ def _load_entries() -> dict[str, CatalogEntry]:
 
 
 async def _current_version() -> str | None:
-    """The catalog version in Redis, created when missing (e.g. after a flush)."""
+    """The catalog version in Redis, created when missing (e.g. after a flush); None without Redis."""
     try:
         redis = get_redis()
         raw = await redis.get(VERSION_KEY)
         if raw is None:
             await redis.set(VERSION_KEY, str(ULID()), nx=True)
             raw = await redis.get(VERSION_KEY)
-    except Exception:  # Redis down: reload from the database, keep serving
+    except REDIS_UNAVAILABLE as error:  # reload from the database, keep serving
+        outage.failed(error)
         return None
-    return raw.decode() if raw is not None else None
+    outage.recovered()
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 class CatalogCache:

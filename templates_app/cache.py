@@ -17,7 +17,7 @@ from typing import cast
 
 import orjson
 
-from meshplatform.redis import OutageLog, get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
 from templates_app.types import VersionPayload
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def template_cache_get(tenant_id: int, ref: str) -> tuple[bytes | None, by
     """(version UUID, NOT_FOUND or None on a miss; the generation to fill with)."""
     try:
         version_id, gen = await get_redis().hmget(cache_key(tenant_id), [f"r:{ref}", GEN_FIELD])
-    except Exception as error:  # Redis down: the database answers instead
+    except REDIS_UNAVAILABLE as error:  # the database answers instead
         outage.failed(error)
         return None, REDIS_DOWN
     outage.recovered()
@@ -64,7 +64,7 @@ async def template_cache_get(tenant_id: int, ref: str) -> tuple[bytes | None, by
 async def template_cache_payload(tenant_id: int, version_id: bytes) -> VersionPayload | None:
     try:
         raw = await get_redis().hget(cache_key(tenant_id), b"v:" + version_id)
-    except Exception as error:
+    except REDIS_UNAVAILABLE as error:
         outage.failed(error)
         return None
     return VersionPayload.from_json(orjson.loads(raw)) if raw is not None else None
@@ -89,7 +89,7 @@ async def template_cache_fill(tenant_id: int, ref: str, gen: bytes, payload: Ver
             version_json,
             CACHE_TTL_S,
         )
-    except Exception as error:
+    except REDIS_UNAVAILABLE as error:
         outage.failed(error)
 
 
@@ -97,6 +97,6 @@ def template_cache_invalidate(tenant_id: int) -> None:
     """Forget every cached reference of the tenant (call on commit of any template change)."""
     try:
         get_sync_redis().eval(_INVALIDATE, 1, cache_key(tenant_id), CACHE_TTL_S)
-    except Exception:
+    except REDIS_UNAVAILABLE:
         # Entries expire within CACHE_TTL_S; say so loudly, this delays the change.
         logger.exception("Could not invalidate the template cache of tenant %s", tenant_id)

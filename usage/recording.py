@@ -34,10 +34,9 @@ import logging
 import time
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from meshplatform.db import db_call
-from meshplatform.redis import OutageLog
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog
 from meshplatform.redis_batch import redis_batched
 from usage.codec import event_encode
 from usage.store import usage_events_store
@@ -68,7 +67,7 @@ async def usage_record(*, event: UsageEventData) -> None:
     if time.monotonic() - _redis_failed_at >= settings.MESH_USAGE_REDIS_RETRY_S:
         try:
             await redis_batched("XADD", STREAM, "*", PAYLOAD_FIELD, payload)
-        except (RedisError, OSError) as error:
+        except REDIS_UNAVAILABLE as error:
             _redis_down(error)
         else:
             outage.recovered()

@@ -1,4 +1,5 @@
-"""Lua scripts run by SHA (EVALSHA), loaded on first use or after a Redis restart."""
+"""`RedisScript`: a Lua script run by SHA (EVALSHA), loaded on first use or after a Redis restart;
+async, auto-pipelined (`run_batched`) or sync."""
 
 from __future__ import annotations
 
