@@ -1,86 +1,34 @@
-"""Django's ASGI handler with two fixes the proxy path needs: a streaming body limit, no thread hop
-on close."""
+"""The gateway's ASGI handler: a streaming body limit (413 before buffering) and Server-Sent Events
+sent as they are, over the thread-free request cycle of `meshplatform.framework`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import tempfile
 from contextlib import aclosing
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
-from django.core import signals
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.urls import set_script_prefix
 
 from meshplatform.errors import PayloadTooLarge
 from meshplatform.event_stream import EventStreamResponse
+from meshplatform.framework import Scope, ThreadFreeASGIHandler
 from meshplatform.request_ids import new_request_id
 
-Scope = dict[str, Any]
 
+class MeshASGIHandler(ThreadFreeASGIHandler):
+    """Rejects oversized bodies with 413 before buffering them (Django 5.2 reads the whole body
+    before `DATA_UPLOAD_MAX_MEMORY_SIZE` is checked) and sends Server-Sent Events without
+    Django's per-part re-chunking."""
 
-class MeshASGIHandler(ASGIHandler):
-    """Rejects oversized bodies with 413 before buffering them, closes responses in the loop, and
-    sends Server-Sent Events without Django's per-part re-chunking.
-
-    Django 5.2 reads the whole body before `DATA_UPLOAD_MAX_MEMORY_SIZE` is checked and
-    closes every response through `sync_to_async` (a thread hop per request). Closing in
-    the loop is safe: no sync `request_finished` receiver is connected (see
-    `MeshplatformConfig.ready`), and the closers Django adds (`request.close`, closing
-    in-memory uploads) do no blocking I/O.
-    """
-
-    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def read_request_body(self, scope: Scope, receive: Any, send: Any) -> IO[bytes] | None:
         try:
-            body_file = await self.read_limited_body(scope, receive)
+            return await self.read_limited_body(scope, receive)
         except RequestAborted:
-            return
+            return None
         except PayloadTooLarge as error:
             await self.send_error(error, send)
-            return
-        set_script_prefix(get_script_prefix(scope))
-        await signals.request_started.asend(sender=self.__class__, scope=scope)
-        request, error_response = self.create_request(scope, body_file)
-        if request is None:
-            body_file.close()
-            await self.send_response(error_response, send)
-            error_response.close()
-            return
-
-        async def process_request() -> Any:
-            response = await self.run_get_response(request)
-            with contextlib.suppress(asyncio.CancelledError):  # the client went away while we sent
-                await self.send_response(response, send)
-            return response
-
-        tasks = [
-            asyncio.create_task(self.listen_for_disconnect(receive)),
-            asyncio.create_task(process_request()),
-        ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
-                    body_file.close()
-                    raise
-            else:
-                task.cancel()  # a disconnect cancels the view (and its upstream call)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        try:
-            response = tasks[1].result()
-        except asyncio.CancelledError:
-            await signals.request_finished.asend(sender=self.__class__)
-        else:
-            response.close()
-        body_file.close()
+            return None
 
     async def send_response(self, response: Any, send: Any) -> None:
         if not isinstance(response, EventStreamResponse):
@@ -97,7 +45,7 @@ class MeshASGIHandler(ASGIHandler):
             if response.on_close is not None:  # also when cancelled before the first event
                 await response.on_close()
 
-    async def read_limited_body(self, scope: Scope, receive: Any) -> Any:
+    async def read_limited_body(self, scope: Scope, receive: Any) -> IO[bytes]:
         limit: int = settings.MESH_MAX_BODY_BYTES
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:

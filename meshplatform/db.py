@@ -7,25 +7,23 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+
+from meshplatform.framework import database_call_scope
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run `func` in the executor's reused threads, with Django's per-request connection hygiene.
+    """Run `func` in the executor's reused threads, in a connection scope (meshplatform.framework).
 
     `thread_sensitive=False` keeps the threads (and their persistent connections) alive
     across requests instead of one new thread per request context.
     """
 
     def with_fresh_connection(*args: P.args, **kwargs: P.kwargs) -> R:
-        close_old_connections()
-        try:
+        with database_call_scope():
             return func(*args, **kwargs)
-        finally:
-            close_old_connections()  # with psycopg's pool (CONN_MAX_AGE=0): give it back
 
     wrapped = sync_to_async(with_fresh_connection, thread_sensitive=False)
 

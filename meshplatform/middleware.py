@@ -6,24 +6,13 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
+from meshplatform.framework import database_request_end, database_request_start
 from meshplatform.request_ids import new_request_id
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
-
-
-def _start_database_request() -> None:
-    """What Django's request_started receivers did (disconnected in MeshplatformConfig.ready)."""
-    reset_queries()
-    close_old_connections()
-
-
-def _end_database_request() -> None:
-    """Return this request's connections (to psycopg's pool): its thread is about to end."""
-    connections.close_all()
 
 
 class RequestIdMiddleware:
@@ -50,7 +39,7 @@ class RequestScopeMiddleware:
     - The proxy's paths (settings.PROXY_PATHS) are async end to end and manage no database
       connection per request: they pass straight through.
     - Other API paths (DRF management APIs) get database-connection scope: Django's request
-      signals that used to give it are disconnected (see MeshplatformConfig.ready).
+      signals that used to give it are disconnected (see meshplatform.framework).
     - Everything else (admin pages) also gets settings.BROWSER_MIDDLEWARE. Those classes are
       MiddlewareMixin-based: under ASGI each costs a thread hop, which the proxy must not pay.
     """
@@ -74,8 +63,8 @@ class RequestScopeMiddleware:
             return await self.get_response(request)
         handler = self.get_response if path.startswith(self.api_prefixes) else self.browser_chain
         # Same thread-sensitive context as a sync view, so these run on the view's thread.
-        await sync_to_async(_start_database_request)()
+        await sync_to_async(database_request_start)()
         try:
             return await handler(request)
         finally:
-            await sync_to_async(_end_database_request)()
+            await sync_to_async(database_request_end)()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import close_old_connections
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -46,12 +45,13 @@ class ListPagination(LimitOffsetPagination):
     max_limit = 200
 
     def get_paginated_response(self, data: Any) -> Response:
+        count = self.count or 0  # all three are set by paginate_queryset before this is called
         return Response(
             {
                 "object": "list",
                 "data": data,
-                "count": self.count,
-                "has_more": self.offset + self.limit < self.count,
+                "count": count,
+                "has_more": (self.offset or 0) + (self.limit or 0) < count,
                 "next": self.get_next_link(),
                 "previous": self.get_previous_link(),
             }
@@ -97,19 +97,11 @@ def _author(request: Request) -> str:
         responses={201: VersionSerializer},
     ),
 )
-class TemplateViewSet(viewsets.GenericViewSet):
+class TemplateViewSet(viewsets.GenericViewSet[Any]):  # templates and their versions
     serializer_class = TemplateSerializer
     lookup_field = "ref"
     lookup_value_regex = "[^/]+"
     pagination_class = ListPagination
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        # API paths skip Django's request signals (see meshplatform.apps): do their connection hygiene.
-        close_old_connections()
-        try:
-            return super().dispatch(request, *args, **kwargs)
-        finally:
-            close_old_connections()
 
     @property
     def tenant_id(self) -> int:
