@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EMBEDDED_STAMP := $(VENV)/.installed-embedded
 
 .PHONY: run test bench lint install services
 
@@ -11,9 +12,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+# `make run`'s embedded mode (no REDIS_URL) needs an in-process Redis; nothing else does.
+$(EMBEDDED_STAMP): $(STAMP) requirements-embedded.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-embedded.txt
+	touch $(EMBEDDED_STAMP)
+
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(EMBEDDED_STAMP)
 	$(BIN)/python scripts/run.py
 
 test: $(STAMP)
@@ -25,3 +31,4 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .

@@ -55,7 +55,7 @@ def as_gateway_error(exc: Exception) -> GatewayError | None:
     if isinstance(exc, exceptions.NotFound):
         return NotFound(str(exc.detail))
     if isinstance(exc, exceptions.Throttled):
-        return RateLimited(str(exc.detail), retry_after_seconds=int(exc.wait or 1))
+        return RateLimited(str(exc.detail), retry_after_seconds=int(getattr(exc, "wait", None) or 1))
     if isinstance(exc, exceptions.MethodNotAllowed):
         return BadRequest(str(exc.detail), param="method")
     return None

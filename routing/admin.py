@@ -13,7 +13,7 @@ from routing.models import CatalogModel
 
 
 @admin.register(CatalogModel)
-class CatalogModelAdmin(admin.ModelAdmin):
+class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
         "model_id",
         "provider",

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routing.schema import ChatCompletionRequest, ChatMessage
+from meshplatform.chat_schema import ChatMessage
+from routing.schema import ChatCompletionRequest
 
 REF = "#/components/schemas/{model}"
 
@@ -128,12 +129,21 @@ class ChatCompletionChunk(BaseModel):
     error: ErrorBody | None = None
 
 
+class ModelPricing(BaseModel):
+    """USD per million tokens, as decimal strings (no float ever touches money)."""
+
+    input_per_mtok_usd: str
+    output_per_mtok_usd: str
+    cached_input_per_mtok_usd: str
+
+
 class ModelInfo(BaseModel):
     id: str
     object: Literal["model"]
     created: int
     owned_by: str
     context_window: int
+    pricing: ModelPricing
 
 
 class ModelList(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -131,11 +131,11 @@ class CompletionStream:
         self.request_id = entry.request_id
         self.rate_limits = rate_limits
 
-    def sse(self) -> AsyncIterator[bytes]:
+    def sse(self) -> AsyncGenerator[bytes, None]:
         """The stream as Server-Sent Events, `data: [DONE]` last."""
         return self._relay(sse_event, DONE)
 
-    def chunks(self) -> AsyncIterator[dict[str, Any]]:
+    def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
         """The stream as `chat.completion.chunk` dicts."""
         return self._relay(_chunk_as_is, None)
 
@@ -173,7 +173,7 @@ class CompletionStream:
         if interrupted is not None:
             raise interrupted
 
-    async def _relay(self, encode: Callable[[dict[str, Any]], T], done: T | None) -> AsyncIterator[T]:
+    async def _relay(self, encode: Callable[[dict[str, Any]], T], done: T | None) -> AsyncGenerator[T, None]:
         if self._started:
             raise RuntimeError("a CompletionStream is consumed once")
         self._started = True

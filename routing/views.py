@@ -3,7 +3,7 @@ render (JSON, Server-Sent Events, or the error envelope)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
 
@@ -22,7 +22,7 @@ from routing.providers.registry import provider_is_configured
 from routing.relay import CompletionStream
 from routing.schema import ChatCompletionRequest, parse_chat_request
 
-AsyncView = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponseBase]]
 
 
 def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:

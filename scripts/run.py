@@ -34,7 +34,11 @@ PROVIDER_KEYS = (
 
 
 def start_embedded_redis() -> str:
-    from fakeredis import TcpFakeServer
+    try:
+        from fakeredis import TcpFakeServer
+    except ImportError:  # `make run` installs it; a bare `python scripts/run.py` may not have
+        needs = ".venv/bin/pip install -r requirements-embedded.txt"
+        raise SystemExit(f"The embedded Redis needs its packages: {needs}") from None
 
     port = free_port()
     server = TcpFakeServer(("127.0.0.1", port))

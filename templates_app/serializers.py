@@ -50,7 +50,7 @@ def _insert(tree: dict[Any, Any], loc: list[Any], detail: ErrorDetail) -> bool:
 
 
 @extend_schema_field(OpenApiTypes.ANY)
-class SchemaField(serializers.Field):
+class SchemaField(serializers.Field[Any, Any, Any, Any]):
     """A JSON value validated by a templates_app.schema function."""
 
     def __init__(self, validate: Callable[[Any], Any], **kwargs: Any) -> None:
@@ -64,7 +64,7 @@ class SchemaField(serializers.Field):
             raise serializers.ValidationError(_nested(error.errors)) from None
 
 
-class _Strict(serializers.Serializer):
+class _Strict(serializers.Serializer[Any]):
     """Rejects fields it does not know (a typo like `variabels` should not pass silently)."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ class RestoreSerializer(_Strict):
     version = serializers.IntegerField(min_value=1)
 
 
-class RenderResultSerializer(serializers.Serializer):
+class RenderResultSerializer(serializers.Serializer[Any]):
     """What POST /v1/templates/{ref}/render returns (documented; the view builds it directly)."""
 
     object = serializers.CharField(default="template.render")
@@ -107,7 +107,7 @@ class RenderResultSerializer(serializers.Serializer):
     messages = serializers.JSONField()
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class VersionSerializer(serializers.ModelSerializer[PromptTemplateVersion]):
     id = serializers.UUIDField(source="uuid")
     object = serializers.SerializerMethodField()
     template_id = serializers.UUIDField(source="template.uuid")
@@ -147,7 +147,7 @@ class VersionSerializer(serializers.ModelSerializer):
         return version.template.active_version_id == version.pk
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class TemplateSerializer(serializers.ModelSerializer[PromptTemplate]):
     """A template with its active version's content inlined (what a request by name uses)."""
 
     id = serializers.UUIDField(source="uuid")

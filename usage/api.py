@@ -54,7 +54,10 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
 
 class UsageTotalsSerializer(serializers.Serializer[UsageTotals]):
     requests = serializers.IntegerField()
-    errors = serializers.IntegerField(help_text="Requests that ended in an error (HTTP status ≥ 400).")
+    # `errors` and `data` are wire names that shadow Serializer attributes (DRF allows a declared field).
+    errors = serializers.IntegerField(  # type: ignore[assignment]
+        help_text="Requests that ended in an error (HTTP status ≥ 400)."
+    )
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     cached_tokens = serializers.IntegerField(help_text="Part of prompt_tokens, billed at the cached rate.")
@@ -87,7 +90,7 @@ class UsageReportSerializer(serializers.Serializer[Any]):
     object = serializers.CharField(help_text='Always "usage.report".')
     group_by = serializers.ChoiceField(choices=API_GROUP_BY)
     totals = UsageTotalsSerializer(help_text="Over every group, not only this page.")
-    data = UsageGroupSerializer(many=True)
+    data = UsageGroupSerializer(many=True)  # type: ignore[assignment]
     count = serializers.IntegerField(help_text="Groups in all.")
     has_more = serializers.BooleanField()
     next = serializers.URLField(allow_null=True)

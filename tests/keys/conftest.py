@@ -17,7 +17,7 @@ from keys.models import Tenant
 from keys.spend import key_counter_name, tenant_counter_name
 from keys.tokens import token_hash
 from tests.support.gateway import GatewayServer
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until as wait_until  # re-exported for the keys tests
 from usage.models import UsageEvent
 
 # gpt-4o-mini's seed prices, USD per token.

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.http import HttpResponse
 from django.test import Client
+
+if TYPE_CHECKING:  # the test client's response type exists in django-stubs only
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 from keys.models import ApiKey, Tenant, TenantMember
 from keys.services import CreatedKey
@@ -86,7 +89,7 @@ def acme_admin(tenant_acme: Tenant) -> Client:
     return client
 
 
-def text(response: HttpResponse) -> str:
+def text(response: TestResponse) -> str:
     return response.content.decode()
 
 
@@ -103,13 +106,13 @@ def api_status(gateway: GatewayServer, plaintext: str) -> int:
     ).status_code
 
 
-def create_key_in_admin(admin: Client, tenant: Tenant, name: str, **fields: str) -> HttpResponse:
+def create_key_in_admin(admin: Client, tenant: Tenant, name: str, **fields: str) -> TestResponse:
     form = form_of(text(admin.get(f"{KEYS_ADMIN}add/")))
     data = {**form.fields, "tenant": str(tenant.pk), "name": name, "allowed_models": "[]", **fields}
     return admin.post(f"{KEYS_ADMIN}add/", data=data)
 
 
-def run_action(admin: Client, action: str, keys: list[ApiKey], **extra: str) -> HttpResponse:
+def run_action(admin: Client, action: str, keys: list[ApiKey], **extra: str) -> TestResponse:
     data = {"action": action, "index": "0", **extra}
     return admin.post(KEYS_ADMIN, data={**data, "_selected_action": [str(k.pk) for k in keys]})
 

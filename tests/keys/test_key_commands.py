@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from io import StringIO
 
 import httpx
@@ -28,7 +29,11 @@ def api_status(gateway: GatewayServer, plaintext: str) -> int:
 def test_create_rotate_and_revoke_from_the_command_line(gateway: GatewayServer) -> None:
     run("create_tenant", "initech", "--spend-cap-usd", "12.5", "--spend-cap-period", "daily", "--hard-cap")
     tenant = Tenant.objects.get(name="initech")
-    assert (tenant.spend_cap_usd, tenant.spend_cap_period, tenant.hard_cap) == (12.5, "daily", True)
+    assert (tenant.spend_cap_usd, tenant.spend_cap_period, tenant.hard_cap) == (
+        Decimal("12.5"),
+        "daily",
+        True,
+    )
 
     output = run(
         "create_api_key", "--tenant", "initech", "--name", "batch", "--rpm", "5",

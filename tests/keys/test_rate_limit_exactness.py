@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import cast
 
 import httpx
 import redis
@@ -92,8 +93,8 @@ def test_a_request_refused_by_the_day_window_consumes_neither_window(
     assert statuses == [200, 200, 200]
     assert refused.status_code == 429
     (minute_key, day_key), _, _ = window_keys(key.api_key.key_hash, now)
-    assert int(test_redis.get(minute_key)) == 3
-    assert int(test_redis.get(day_key)) == 3
+    assert int(cast(bytes, test_redis.get(minute_key))) == 3
+    assert int(cast(bytes, test_redis.get(day_key))) == 3
     seconds_to_midnight = 86400 - time.time() % 86400
     retry_after = refused.json()["error"]["retry_after_seconds"]
     assert retry_after == int(refused.headers["Retry-After"])

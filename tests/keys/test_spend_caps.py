@@ -53,7 +53,7 @@ def priced_body(**overrides: Any) -> dict[str, Any]:
 def worst_case(body: dict[str, Any]) -> Decimal:
     """What the gateway holds for `body` on gpt-4o-mini: body bytes as prompt tokens + max_tokens."""
     forwarded = {k: v for k, v in body.items() if k not in MESH_ONLY_FIELDS}
-    return len(orjson.dumps(forwarded)) * MINI_INPUT + body["max_tokens"] * MINI_OUTPUT
+    return Decimal(len(orjson.dumps(forwarded)) * MINI_INPUT + body["max_tokens"] * MINI_OUTPUT)
 
 
 @dataclass

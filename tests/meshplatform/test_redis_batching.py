@@ -11,7 +11,8 @@ from meshplatform.redis_batch import redis_batched
 
 def test_concurrent_commands_each_get_their_own_reply() -> None:
     async def scenario() -> list[int]:
-        return await asyncio.gather(*(redis_batched("INCR", "{mesh:test}:counter") for _ in range(200)))
+        replies = await asyncio.gather(*(redis_batched("INCR", "{mesh:test}:counter") for _ in range(200)))
+        return [int(reply) for reply in replies]
 
     replies = asyncio.run(scenario())
     assert sorted(replies) == list(range(1, 201))
@@ -20,12 +21,13 @@ def test_concurrent_commands_each_get_their_own_reply() -> None:
 def test_one_failing_command_does_not_fail_its_batch_neighbours() -> None:
     async def scenario() -> list[object]:
         await redis_batched("SET", "{mesh:test}:text", "not a number")
-        return await asyncio.gather(
+        replies: list[object] = await asyncio.gather(
             redis_batched("INCR", "{mesh:test}:n"),
             redis_batched("INCR", "{mesh:test}:text"),
             redis_batched("INCR", "{mesh:test}:n"),
             return_exceptions=True,
         )
+        return replies
 
     first, failed, second = asyncio.run(scenario())
     assert (first, second) == (1, 2)

@@ -42,7 +42,8 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
     assert body["error"]["type"] == OPENAI_TYPES[status]
     assert body["error"]["message"]
     assert body["request_id"] == response.headers["x-request-id"]
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 @pytest.mark.parametrize(

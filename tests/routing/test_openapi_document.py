@@ -70,3 +70,19 @@ def test_request_schema_is_the_union_of_both_seeds(api_url: str) -> None:
         "responses"
     ]
     assert {"200", "401", "402", "403", "404", "422", "429", "502", "503", "504"} <= set(responses)
+
+
+def test_the_models_list_emits_exactly_what_its_schema_declares(
+    api_url: str, acme_http: httpx.Client
+) -> None:
+    document = httpx.get(f"{api_url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    declared = set(schemas["ModelInfo"]["properties"])
+    pricing = schemas["ModelPricing"]["properties"]
+    models = acme_http.get("/models").json()["data"]
+
+    assert models
+    for model in models:
+        assert set(model) == declared
+        assert set(model["pricing"]) == set(pricing)
+        assert all(isinstance(price, str) for price in model["pricing"].values())

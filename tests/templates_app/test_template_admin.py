@@ -177,7 +177,8 @@ def test_preview_renders_a_version_with_sample_variables(
     create_template(variables=[{"name": "plan", "default": "Free"}])
     acme_http.patch("/templates/support-reply", json={"messages": [{"role": "system", "content": "v2"}]})
     pk = template_of(tenant_acme).pk
-    page = acme_admin.get(f"{ADMIN}/{pk}/preview/", {"version": 1, "var_company": "<Acme>", "render": 1})
+    query: dict[str, str | int] = {"version": 1, "var_company": "<Acme>", "render": 1}
+    page = acme_admin.get(f"{ADMIN}/{pk}/preview/", query)
     html = page.content.decode()
     rendered = re.search(r'<pre id="preview-rendered"[^>]*>(.*?)</pre>', html, re.S)
     assert rendered is not None, html[:3000]
@@ -197,8 +198,8 @@ def test_restore_from_admin_copies_the_old_version_into_a_new_active_one(
     pk = template_of(tenant_acme).pk
     assert acme_admin.get(f"{ADMIN}/{pk}/restore/1/").status_code == 200  # the confirmation page
     assert acme_admin.post(f"{ADMIN}/{pk}/restore/1/").status_code == 302
-    template = template_of(tenant_acme)
-    assert (template.active_version.number, template.active_version.restored_from) == (3, 1)
+    active = template_of(tenant_acme).active_version
+    assert active is not None and (active.number, active.restored_from) == (3, 1)
     rendered = acme_http.post(
         "/templates/support-reply/render", json={"variables": {"company": "A", "plan": "B"}}
     ).json()

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ from routing.models import CatalogModel
 from simulator.server import SimulatorServer
 from tests.conftest import gateway_env
 from tests.support.gateway import GatewayServer
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until as wait_until  # re-exported for the usage tests
 from usage.codec import event_decode
 from usage.models import UsageDailyRollup, UsageEvent
 from usage.recording import PAYLOAD_FIELD, STREAM
@@ -49,7 +49,8 @@ def ledger_events(
 def stream_events() -> list[UsageEventData]:
     """What the write-ahead stream holds right now (not yet flushed)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    return [event_decode(fields[PAYLOAD_FIELD]) for _, fields in client.xrange(STREAM)]
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(STREAM))
+    return [event_decode(fields[PAYLOAD_FIELD]) for _, fields in entries]
 
 
 def catalog_cost(model_id: str, prompt: int, completion: int, cached: int = 0) -> Decimal:

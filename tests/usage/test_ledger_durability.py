@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from typing import cast
 
 import httpx
 import redis
@@ -23,6 +24,8 @@ from usage.models import UsageEvent
 from usage.recording import DEAD_LETTERS, PAYLOAD_FIELD, STREAM
 from usage.store import usage_events_store
 from usage.types import UsageEventData
+
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]  # what redis-py returns for XRANGE here
 
 
 def test_the_event_is_in_redis_before_the_last_byte_and_lands_after_the_gateway_dies(
@@ -61,7 +64,7 @@ def test_an_event_written_twice_to_the_stream_is_one_row(
     test_redis = redis.Redis.from_url(settings.REDIS_URL)
     with ledger_flusher.paused():
         request_id = acme_http.post("/chat/completions", json=chat_body()).headers["X-Request-Id"]
-        [(_, fields)] = test_redis.xrange(STREAM)
+        [(_, fields)] = cast(StreamEntries, test_redis.xrange(STREAM))
         test_redis.xadd(STREAM, {PAYLOAD_FIELD: fields[PAYLOAD_FIELD]})  # a redelivery
         assert test_redis.xlen(STREAM) == 2
 
@@ -81,7 +84,10 @@ def test_a_crashed_flushers_events_are_taken_over_and_stored_once(
         ]
         usage_stream_flush(consumer="warm-up", time_budget_s=0)  # creates the group, reads nothing
         # A flusher reads all four, stores two of them, and dies before acknowledging anything.
-        [[_, entries]] = test_redis.xreadgroup(GROUP, "crashed", {STREAM: ">"}, count=10)
+        [[_, entries]] = cast(
+            list[tuple[bytes, StreamEntries]],
+            test_redis.xreadgroup(GROUP, "crashed", {STREAM: ">"}, count=10),
+        )
         from usage.codec import event_decode
 
         usage_events_store(events=[event_decode(fields[PAYLOAD_FIELD]) for _, fields in entries[:2]])
@@ -112,7 +118,7 @@ def test_entries_the_database_refuses_are_set_aside_without_blocking_the_rest(
 
     assert (result.read, result.dead) == (3, 2)
     assert list(UsageEvent.objects.values_list("request_id", flat=True)) == [request_id]
-    dead = [fields[b"reason"].decode() for _, fields in test_redis.xrange(DEAD_LETTERS)]
+    dead = [fields[b"reason"].decode() for _, fields in cast(StreamEntries, test_redis.xrange(DEAD_LETTERS))]
     assert len(dead) == 2 and "refused by the database" in dead
     assert test_redis.xlen(STREAM) == 0
 

@@ -70,7 +70,8 @@ def acme_usage(
 def get_usage(client: httpx.Client, **params: Any) -> dict[str, Any]:
     response = client.get("/usage", params=params)
     assert response.status_code == 200, response.text
-    return response.json()
+    usage: dict[str, Any] = response.json()
+    return usage
 
 
 def as_totals(sums: dict[str, Any]) -> dict[str, Any]:
