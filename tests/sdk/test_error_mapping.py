@@ -176,7 +176,7 @@ def test_stream_refused_before_the_first_byte_raises_at_first_iteration(
 
 
 def test_async_client_maps_errors_too(mesh_url: str, acme_key: CreatedKey) -> None:
-    async def run() -> tuple[meshapi.APIStatusError, meshapi.APIStatusError]:
+    async def run() -> tuple[meshapi.ValidationError, meshapi.UpstreamError]:
         async with meshapi.AsyncMeshAPI(base_url=mesh_url, token=acme_key.plaintext, max_retries=0) as mesh:
             with pytest.raises(meshapi.ValidationError) as invalid:
                 await mesh.chat.completions.create(params(temperature=5))

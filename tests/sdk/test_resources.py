@@ -134,7 +134,7 @@ def test_usage_query(mesh: meshapi.MeshAPI, globex_mesh: meshapi.MeshAPI, acme_k
             meshapi.ChatCompletionParams(
                 model="openai/gpt-4o-mini",
                 session_id="checkout",
-                messages=[{"role": "user", "content": "Hi"}],
+                messages=[{"role": "user", "content": "Hi"}],  # type: ignore[list-item]  # plain dicts pass too
             )
         )
         wait_until(lambda: UsageEvent.objects.count() == 4, what="four ledger events")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ def _sdk_page_block(kind: str) -> str:
     """One of the five examples of seed 002, picked by what it does (not by its position)."""
     blocks = [b.code for b in _page_blocks("002_")]
     assert len(blocks) == 5, f"seed 002 should hold five Python examples, found {len(blocks)}"
-    pick = {
+    pick: Callable[[str], bool] = {
         "sync": lambda c: "MeshAPI(" in c and "AsyncMeshAPI" not in c,
         "async": lambda c: "AsyncMeshAPI(" in c,
         "streaming": lambda c: c.lstrip().startswith("for chunk in"),

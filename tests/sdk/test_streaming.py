@@ -36,7 +36,7 @@ def last_upstream(simulator: SimulatorServer) -> dict[str, Any]:
 
 
 def upstream_cancelled(simulator: SimulatorServer) -> bool:
-    return last_upstream(simulator)["outcome"] == "client_disconnected"
+    return bool(last_upstream(simulator)["outcome"] == "client_disconnected")
 
 
 SLOW = {"chunks": 200, "chunk_delay_ms": 50}  # ten seconds if read to the end
