@@ -51,9 +51,10 @@ def _embedded() -> Any:
 
 def _new_client() -> aioredis.Redis:
     if not settings.REDIS_URL:
-        import fakeredis
+        import fakeredis  # requirements-embedded.txt (untyped where it is not installed)
 
-        return fakeredis.FakeAsyncRedis(server=_embedded())
+        embedded: aioredis.Redis = fakeredis.FakeAsyncRedis(server=_embedded())
+        return embedded
     # A burst of requests waits for a pooled connection (backpressure) instead of failing
     # with "Too many connections", which the callers would take for a Redis outage.
     pool = aioredis.BlockingConnectionPool.from_url(
