@@ -84,7 +84,7 @@ def http(providers_url: str, acme_key: CreatedKey) -> Iterator[httpx.Client]:
         yield raw
 
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",

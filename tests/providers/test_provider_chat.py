@@ -252,6 +252,7 @@ def test_usage_and_cost_are_in_the_ledger(client: Any, simulator: SimulatorServe
     from routing.models import CatalogModel
 
     row = CatalogModel.objects.get(model_id=model)
+    assert row.cached_input_per_mtok_usd is not None
     expected = (
         600 * row.input_per_mtok_usd + 400 * row.cached_input_per_mtok_usd + 100 * row.output_per_mtok_usd
     ) / 1_000_000

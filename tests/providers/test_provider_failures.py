@@ -3,7 +3,7 @@ across providers with the first failing in each retryable way; refusals and cont
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -15,7 +15,7 @@ from tests.providers.conftest import MODELS, PROVIDERS, upstream_calls
 from tests.routing.test_error_envelopes import assert_envelope
 from tests.usage.conftest import ledger_events
 
-HELLO = [{"role": "user", "content": "Say hello"}]
+HELLO: list[Any] = [{"role": "user", "content": "Say hello"}]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -53,7 +53,7 @@ def test_upstream_429_is_rate_limit_error_with_retry_after(
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model=model, messages=HELLO)
     assert caught.value.response.headers["retry-after"] == "9"
-    assert caught.value.body["retry_after_seconds"] == 9
+    assert cast(dict[str, Any], caught.value.body)["retry_after_seconds"] == 9
 
 
 def test_gemini_retry_delay_in_the_body_becomes_retry_after(
@@ -93,7 +93,7 @@ def test_anthropic_overload_529_is_retried_then_falls_back(
     ]
 
 
-FIRST_FAILURES = {
+FIRST_FAILURES: dict[str, dict[str, Any]] = {
     "500": {"status": 500},
     "503": {"status": 503},
     "429": {"status": 429, "retry_after": 30},

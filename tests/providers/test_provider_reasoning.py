@@ -57,7 +57,8 @@ def test_anthropic_streamed_thinking(client: Any) -> None:
         max_tokens=9000,
         stream=True,
     )
-    reasoning, blocks, text = "", [], ""
+    reasoning, text = "", ""
+    blocks: list[Any] = []
     for chunk in stream:
         if not chunk.choices:
             continue
@@ -143,6 +144,7 @@ def test_anthropic_cache_reads_and_writes_are_priced_apart(client: Any, simulato
     event = ledger_events([request_id])[request_id]
     row = CatalogModel.objects.get(model_id="anthropic/claude-sonnet-4-5")
     assert row.cache_write_per_mtok_usd == Decimal("3.75")
+    assert row.cached_input_per_mtok_usd is not None
     expected = (
         1_000 * row.input_per_mtok_usd
         + 6_000 * row.cached_input_per_mtok_usd

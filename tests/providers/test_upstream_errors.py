@@ -28,7 +28,7 @@ CONTEXT_LENGTH_BODY = {
         "code": "context_length_exceeded",
     }
 }
-MESSAGES = [{"role": "user", "content": "Say hello"}]
+MESSAGES: list[Any] = [{"role": "user", "content": "Say hello"}]
 
 
 def sdk(api_url: str, key: CreatedKey, *, max_retries: int) -> openai.OpenAI:
