@@ -257,3 +257,51 @@ def test_usage_and_cost_are_in_the_ledger(client: Any, simulator: SimulatorServe
         600 * row.input_per_mtok_usd + 400 * row.cached_input_per_mtok_usd + 100 * row.output_per_mtok_usd
     ) / 1_000_000
     assert event.cost_usd == expected
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_parallel_tool_results_go_back_in_one_turn(
+    client: Any, simulator: SimulatorServer, provider: str
+) -> None:
+    model, _ = MODELS[provider]
+    calls = [
+        {
+            "id": "toolu_paris",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+        },
+        {
+            "id": "toolu_rome",
+            "type": "function",
+            "function": {"name": "get_time", "arguments": '{"city":"Rome"}'},
+        },
+    ]
+    completion = client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "user", "content": "Weather in Paris and time in Rome?"},
+            {"role": "assistant", "content": "Checking both.", "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "toolu_paris", "content": "18C"},
+            {"role": "tool", "tool_call_id": "toolu_rome", "content": "14:05"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert "18C" in (completion.choices[0].message.content or "")
+    sent = upstream_calls(simulator)[-1]["body"]
+    if provider == "anthropic":
+        assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+        assert sent["messages"][1]["content"] == [
+            {"type": "text", "text": "Checking both."},
+            {"type": "tool_use", "id": "toolu_paris", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_rome", "name": "get_time", "input": {"city": "Rome"}},
+        ]
+        assert sent["messages"][2]["content"] == [
+            {"type": "tool_result", "tool_use_id": "toolu_paris", "content": "18C"},
+            {"type": "tool_result", "tool_use_id": "toolu_rome", "content": "14:05"},
+        ]
+    else:
+        assert [c["role"] for c in sent["contents"]] == ["user", "model", "user"]
+        assert sent["contents"][2]["parts"] == [
+            {"functionResponse": {"name": "get_weather", "response": {"result": "18C"}}},
+            {"functionResponse": {"name": "get_time", "response": {"result": "14:05"}}},
+        ]
