@@ -24,9 +24,11 @@ SEED_TOKEN = re.compile(r"""(["'])rsk_[^"']*\1""")
 def _page_blocks(prefix: str) -> list[CodeBlock]:
     page = seed_page(prefix)
     if page is None:
+        where = seeds_dir()
         pytest.skip(
-            f"seed page {prefix}*.txt not found: the tests read ../shared/seeds/ beside the repository "
-            f"(or $MESH_SEEDS_DIR); looked from {seeds_dir() or 'no shared/seeds folder'}"
+            f"seed page {prefix}*.txt not found in {where}"
+            if where
+            else "no seed pages: neither ../shared/seeds/ beside the checkout nor $MESH_SEEDS_DIR exists"
         )
     return python_blocks(page)
 
