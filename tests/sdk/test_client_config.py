@@ -12,6 +12,8 @@ import pytest
 
 from keys.services import CreatedKey
 from simulator.server import SimulatorServer
+from tests.support.waiting import wait_until
+from usage.models import UsageEvent
 
 PIXEL = (
     "data:image/png;base64,"
@@ -238,3 +240,23 @@ def test_assembled_tool_calls_keep_their_thought_signature() -> None:
     )
     assert call.thought_signature == "c2lnbg==" and final.choices[0].finish_reason == "tool_calls"
     assert final.choices[0].message.content is None and final.model == "gemini/gemini-2.5-pro"
+
+
+def test_responses_carry_their_request_id(mesh: meshapi.MeshAPI, acme_key: CreatedKey) -> None:
+    """`_request_id` (and a stream's `request_id`) is the X-Request-Id the ledger bills under."""
+    reply = mesh.chat.completions.create(hello())
+    stream = mesh.chat.completions.stream(hello())
+    assert stream.request_id is None  # not sent yet
+    list(stream)
+    ids = [reply._request_id, stream.request_id]
+    assert all(ids) and len(set(ids)) == 2
+    events = wait_until(
+        lambda: (
+            list(UsageEvent.objects.filter(request_id__in=ids, provisional=False))
+            if UsageEvent.objects.filter(request_id__in=ids, provisional=False).count() == 2
+            else None
+        ),
+        what="both requests in the ledger",
+    )
+    assert {e.tenant_id for e in events} == {acme_key.api_key.tenant_id}
+    assert mesh.models.list()._request_id

@@ -130,7 +130,3 @@ def transport_errors() -> Iterator[None]:
         raise APITimeoutError(f"The request to the Mesh gateway timed out: {error!r}") from error
     except httpx.TransportError as error:
         raise APIConnectionError(f"Could not reach the Mesh gateway: {error!r}") from error
-
-
-def parse_model(cls: type[ModelT], response: httpx.Response) -> ModelT:
-    return cls.model_validate(response.json())

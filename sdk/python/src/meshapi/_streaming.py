@@ -99,6 +99,11 @@ class Stream:
         """The HTTP response once the stream is open (headers such as `x-request-id`)."""
         return self._state.response
 
+    @property
+    def request_id(self) -> str | None:
+        response = self._state.response
+        return response.headers.get("x-request-id") if response is not None else None
+
     def __iter__(self) -> Self:
         return self
 
@@ -142,6 +147,11 @@ class AsyncStream:
     @property
     def response(self) -> httpx.Response | None:
         return self._state.response
+
+    @property
+    def request_id(self) -> str | None:
+        response = self._state.response
+        return response.headers.get("x-request-id") if response is not None else None
 
     def __aiter__(self) -> Self:
         return self

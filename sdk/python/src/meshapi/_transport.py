@@ -11,6 +11,14 @@ import httpx
 from meshapi._base import ClientConfig, ModelT, PreparedCall, RequestOptions, prepare_call, transport_errors
 from meshapi._errors import error_from_response
 from meshapi._retry import async_retrying, sync_retrying
+from meshapi.types._base import Response
+
+
+def parsed(cast: type[ModelT], response: httpx.Response) -> ModelT:
+    result = cast.model_validate(response.json())
+    if isinstance(result, Response):
+        result._request_id = response.headers.get("x-request-id")
+    return result
 
 
 class SyncTransport:
@@ -55,8 +63,7 @@ class SyncTransport:
         data: Mapping[str, Any] | None = None,
     ) -> ModelT:
         call = self.prepare(method, path, options, json=json, params=params, files=files, data=data)
-        response = self.send(call)
-        return cast.model_validate(response.json())
+        return parsed(cast, self.send(call))
 
     def request_bytes(self, path: str, options: RequestOptions) -> bytes:
         response = self.send(self.prepare("GET", path, options, accept="*/*"))
@@ -108,8 +115,7 @@ class AsyncTransport:
         data: Mapping[str, Any] | None = None,
     ) -> ModelT:
         call = self.prepare(method, path, options, json=json, params=params, files=files, data=data)
-        response = await self.send(call)
-        return cast.model_validate(response.json())
+        return parsed(cast, await self.send(call))
 
     async def request_bytes(self, path: str, options: RequestOptions) -> bytes:
         response = await self.send(self.prepare("GET", path, options, accept="*/*"))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 
 class Response(BaseModel):
-    """What the gateway answers: unknown fields are kept (as attributes) rather than rejected."""
+    """What the gateway answers: unknown fields are kept (as attributes) rather than rejected.
+    `_request_id` is the answer's `X-Request-Id` (quote it when asking for support)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+    _request_id: str | None = PrivateAttr(default=None)
 
 
 class Request(BaseModel):
