@@ -21,9 +21,18 @@ MAX_POLL_S = 5.0
 POLL_GROWTH = 1.5
 
 
-def job_path(job_id: str, action: str = "") -> str:
+JobRef = str | Job
+
+
+def job_id_of(job: JobRef) -> str:
+    job_id = job.id if isinstance(job, Job) else job
     if not job_id:
         raise ValueError("job_id must not be empty")
+    return job_id
+
+
+def job_path(job: JobRef, action: str = "") -> str:
+    job_id = job_id_of(job)
     return f"/v1/jobs/{quote(job_id, safe='')}" + (f"/{action}" if action else "")
 
 
@@ -74,7 +83,7 @@ class Jobs:
         """Queues the completion (`async_mode=true`); the gateway answers 202 with the job."""
         return self._transport.request(Job, "POST", COMPLETIONS_PATH, options, json=job_body(params))
 
-    def get(self, job_id: str, **options: Unpack[RequestOptions]) -> Job:
+    def get(self, job_id: JobRef, **options: Unpack[RequestOptions]) -> Job:
         return self._transport.request(Job, "GET", job_path(job_id), options)
 
     retrieve = get
@@ -93,12 +102,12 @@ class Jobs:
         params = job_list_params(limit, after, status, model, session_id, order)
         return self._transport.request(ListPage[Job], "GET", "/v1/jobs", options, params=params)
 
-    def cancel(self, job_id: str, **options: Unpack[RequestOptions]) -> Job:
+    def cancel(self, job_id: JobRef, **options: Unpack[RequestOptions]) -> Job:
         return self._transport.request(Job, "POST", job_path(job_id, "cancel"), options)
 
     def wait(
         self,
-        job_id: str,
+        job_id: JobRef,
         *,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         poll_interval: float = FIRST_POLL_S,
@@ -106,7 +115,7 @@ class Jobs:
     ) -> Job:
         """Polls until the job is final (succeeded, failed, cancelled…) and returns it;
         `JobWaitTimeout` after `timeout` seconds (None: no limit)."""
-        poller = _Poller(job_id, timeout, poll_interval, max_poll_interval)
+        poller = _Poller(job_id_of(job_id), timeout, poll_interval, max_poll_interval)
         while True:
             job = self.get(job_id)
             if job.done:
@@ -121,7 +130,7 @@ class AsyncJobs:
     async def create(self, params: ParamsLike, **options: Unpack[RequestOptions]) -> Job:
         return await self._transport.request(Job, "POST", COMPLETIONS_PATH, options, json=job_body(params))
 
-    async def get(self, job_id: str, **options: Unpack[RequestOptions]) -> Job:
+    async def get(self, job_id: JobRef, **options: Unpack[RequestOptions]) -> Job:
         return await self._transport.request(Job, "GET", job_path(job_id), options)
 
     retrieve = get
@@ -140,18 +149,18 @@ class AsyncJobs:
         params = job_list_params(limit, after, status, model, session_id, order)
         return await self._transport.request(ListPage[Job], "GET", "/v1/jobs", options, params=params)
 
-    async def cancel(self, job_id: str, **options: Unpack[RequestOptions]) -> Job:
+    async def cancel(self, job_id: JobRef, **options: Unpack[RequestOptions]) -> Job:
         return await self._transport.request(Job, "POST", job_path(job_id, "cancel"), options)
 
     async def wait(
         self,
-        job_id: str,
+        job_id: JobRef,
         *,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_S,
         poll_interval: float = FIRST_POLL_S,
         max_poll_interval: float = MAX_POLL_S,
     ) -> Job:
-        poller = _Poller(job_id, timeout, poll_interval, max_poll_interval)
+        poller = _Poller(job_id_of(job_id), timeout, poll_interval, max_poll_interval)
         while True:
             job = await self.get(job_id)
             if job.done:
