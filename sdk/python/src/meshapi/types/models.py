@@ -20,3 +20,5 @@ class Model(Response):
     owned_by: str = ""
     context_window: int | None = None
     pricing: ModelPricing | None = None
+    alias_for: str | None = None
+    """Set when `id` is one of your tenant's aliases: the catalog id it stands for."""
