@@ -1,5 +1,6 @@
-"""The gateway's ASGI handler: a streaming body limit (413 before buffering) and Server-Sent Events
-sent as they are, over the thread-free request cycle of `meshplatform.framework`."""
+"""The gateway's ASGI handler: a streaming body limit (413 before buffering), Server-Sent Events
+sent as they are, over the thread-free request cycle of `meshplatform.framework`; and static files
+served before that cycle (meshplatform/static_files.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,23 @@ from meshplatform.errors import PayloadTooLarge
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.framework import Scope, ThreadFreeASGIHandler
 from meshplatform.request_ids import new_request_id
+from meshplatform.static_files import StaticFiles
 
 
 class MeshASGIHandler(ThreadFreeASGIHandler):
     """Rejects oversized bodies with 413 before buffering them (Django 5.2 reads the whole body
     before `DATA_UPLOAD_MAX_MEMORY_SIZE` is checked) and sends Server-Sent Events without
     Django's per-part re-chunking."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.static_files = StaticFiles()
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self.static_files.matches(scope["path"]):  # the only cost static files add to the proxy path
+            await self.static_files.serve(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
 
     async def read_request_body(self, scope: Scope, receive: Any, send: Any) -> IO[bytes] | None:
         try:

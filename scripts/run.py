@@ -1,4 +1,4 @@
-"""`make run`: migrate, seed the demo tenant/admin/key, start the gateway and a Celery worker (with beat).
+"""`make run`: migrate, collect static files, seed the demo tenant/admin/key, start gateway and worker.
 
 With no env set it runs on embedded defaults: SQLite, an in-process Redis-compatible
 server (fakeredis over TCP, shared by the gateway and the worker), a filesystem
@@ -100,6 +100,7 @@ def main() -> None:
         notes.append(f"Providers configured: {', '.join(configured)}")
 
     manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "collectstatic", "--noinput", "-v0")  # the admin's CSS/JS, served by the app itself
     seeded = manage(env, "seed_demo").strip().splitlines()
     login, key = seeded[-2], seeded[-1]
 

@@ -25,6 +25,10 @@ def pytest_configure(config: pytest.Config) -> None:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
         raise pytest.UsageError(f"Redis is not reachable at {settings.REDIS_URL}: {error}") from error
+    # As every deploy does: the admin pages (in-process and in the gateway) need the hashed manifest.
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +81,29 @@ def gateway_server(
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def admin_gateway(
+    simulator: SimulatorServer, transactional_db: None, ledger_flusher: LedgerFlusher
+) -> Iterator[GatewayServer]:
+    """A gateway of this test's own, for admin pages that write: admin writes log LogEntry rows,
+    and the shared gateway's workers cache content-type ids an earlier test's flush renumbered."""
+    catalog_seed()
+    simulator.reset()
+    ledger_flusher.resume()
+    server = GatewayServer(env=gateway_env(simulator), workers=1)
+    server.start()
+    yield server
+    server.stop()
+    ledger_flusher.pause()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.support.browser import ARTIFACTS_DIR
+
+    if ARTIFACTS_DIR.exists():
+        terminalreporter.write_line(f"admin screenshots: {ARTIFACTS_DIR}")
 
 
 @pytest.fixture(autouse=True)

@@ -157,8 +157,17 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# Static files: `manage.py collectstatic --noinput` writes hashed, compressed copies to STATIC_ROOT
+# (make run and every deploy do it); the ASGI handler serves them with WhiteNoise
+# (meshplatform/static_files.py): hashed names get a year of `immutable` caching, the rest
+# WHITENOISE_MAX_AGE. No CDN and no separate static server.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
 
 LOGGING = {
     "version": 1,
