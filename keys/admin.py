@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from keys.admin_scoping import TenantScopedAdminMixin, admin_tenant_of
-from keys.models import ApiKey, Tenant
+from keys import admin_audit  # noqa: F401  (registers the audit log)
+from keys.admin_scoping import TenantScopedAdminMixin, admin_is_operator, admin_tenant_of
+from keys.models import ApiKey, Tenant, TenantMember
 from keys.services import (
     CreatedKey,
     api_key_delete,
@@ -29,28 +30,73 @@ CREATED_TEMPLATE = "admin/keys/apikey/key_created.html"
 ROTATE_TEMPLATE = "admin/keys/apikey/rotate.html"
 
 
+class TenantMemberInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The tenant's admins (staff users who see only this tenant); operators add and remove them."""
+
+    model = TenantMember
+    extra = 0
+    autocomplete_fields = ["user"]
+    verbose_name = "member (tenant admin)"
+    verbose_name_plural = "members (tenant admins)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_is_operator(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_is_operator(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_is_operator(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # the page itself is scoped: a tenant admin only ever opens their own tenant
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Platform operators only: tenant admins never see the list of tenants."""
+    """Platform operators manage every tenant; a tenant admin sees their own tenant's page, read-only
+    (its caps, ceilings and members), and never the list of the others."""
 
     list_display = ["name", "suspended", "spend_cap_usd", "spend_cap_period", "hard_cap", "created_at"]
     search_fields = ["name"]
     actions = ["suspend", "reinstate"]
+    inlines = [TenantMemberInline]
+    fieldsets = [
+        (None, {"fields": ["name", "suspended"]}),
+        ("Spend cap", {"fields": ["spend_cap_usd", "spend_cap_period", "hard_cap"]}),
+        (
+            "Ceilings for the tenant's own admins",
+            {
+                "fields": ["key_rpm_ceiling", "key_rpd_ceiling", "key_spend_cap_ceiling_usd"],
+                "description": "The highest limits a tenant admin may give one of the tenant's keys.",
+            },
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        queryset = super().get_queryset(request)
+        tenant = admin_tenant_of(request)
+        if tenant is not None:
+            return queryset.filter(pk=tenant.pk)
+        return queryset if admin_is_operator(request) else queryset.none()
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_superuser)
+        return admin_is_operator(request) or admin_tenant_of(request) is not None
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
+        if admin_is_operator(request):
+            return True
+        tenant = admin_tenant_of(request)
+        return tenant is not None and (obj is None or obj.pk == tenant.pk)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_superuser)
+        return admin_is_operator(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
+        return admin_is_operator(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
+        return admin_is_operator(request)
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         tenant_save(tenant=obj)
@@ -69,9 +115,18 @@ class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+    # Set (by ApiKeyAdmin.get_form) for a tenant admin: the operator's ceilings bound their limits.
+    ceilings: Tenant | None = None
+
     class Meta:
         model = ApiKey
         exclude = ["key_hash"]
+        labels = {"rpm": "Requests per minute (RPM)", "rpd": "Requests per day (RPD)",
+                  "spend_cap_usd": "Spend cap (USD)"}  # fmt: skip
+        help_texts = {
+            "spend_cap_usd": "US dollars per period below; empty = no cap of its own (the tenant's still applies).",
+            "expires_at": "UTC. Empty = never expires.",
+        }
 
     def clean_allowed_models(self) -> list[str]:
         models = self.cleaned_data.get("allowed_models") or []
@@ -84,7 +139,25 @@ class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
         for limit in ("rpm", "rpd"):
             if data.get(limit) == 0:
                 self.add_error(limit, "Leave empty for no limit; a limit is at least 1.")
+        if self.ceilings is not None:
+            self._check_ceilings(data, self.ceilings)
         return data
+
+    def _check_ceilings(self, data: dict[str, Any], tenant: Tenant) -> None:
+        """A tenant admin's key stays within the operator's ceilings (empty would mean unlimited)."""
+        bounds = {
+            "rpm": tenant.key_rpm_ceiling,
+            "rpd": tenant.key_rpd_ceiling,
+            "spend_cap_usd": tenant.key_spend_cap_ceiling_usd,
+        }
+        for field, ceiling in bounds.items():
+            value = data.get(field)
+            if ceiling is None or field in self.errors:
+                continue
+            if value is None:
+                self.add_error(field, f"Required: your platform operator set a ceiling of {ceiling:,}.")
+            elif value > ceiling:
+                self.add_error(field, f"At most {ceiling:,} (the ceiling your platform operator set).")
 
 
 class RotateForm(forms.Form):
@@ -114,6 +187,11 @@ class ApiKeyAdmin(TenantScopedAdminMixin):
         if obj.expires_at is not None and obj.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        tenant = admin_tenant_of(request)
+        return type(form.__name__, (form,), {"ceilings": tenant}) if tenant is not None else form
 
     def get_list_filter(self, request: HttpRequest) -> tuple[str, ...]:
         # A tenant filter would list every tenant's name to a tenant admin.

@@ -10,6 +10,8 @@ from django.http import HttpRequest
 
 from keys.models import Tenant
 
+OPERATOR_PERMISSION = "keys.operate_platform"
+
 
 def admin_tenant_of(request: HttpRequest) -> Tenant | None:
     """None for superusers and platform staff (they see every tenant); the member's tenant otherwise."""
@@ -24,23 +26,30 @@ def admin_is_tenant_admin(request: HttpRequest) -> bool:
     return admin_tenant_of(request) is not None
 
 
+def admin_is_operator(request: HttpRequest) -> bool:
+    """Superusers, and staff of the "platform operator" group who are no tenant's member."""
+    user: Any = request.user
+    if user.is_superuser:
+        return True
+    return admin_tenant_of(request) is None and bool(user.has_perm(OPERATOR_PERMISSION))
+
+
 class TenantScopedAdminMixin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Filters the changelist, object lookups and tenant choices to the admin's tenant.
 
     `tenant_field` names the path from the model to its Tenant ("tenant", "api_key__tenant"…).
-    Staff users who are neither superusers nor tenant members see nothing.
+    Platform operators see every tenant; staff users who are neither operators nor tenant
+    members see nothing.
     """
 
     tenant_field = "tenant"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
         tenant = admin_tenant_of(request)
-        if tenant is None:
-            return queryset.none()
-        return queryset.filter(**{self.tenant_field: tenant})
+        if tenant is not None:
+            return queryset.filter(**{self.tenant_field: tenant})
+        return queryset if admin_is_operator(request) else queryset.none()
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         tenant = admin_tenant_of(request)

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 from keys.auth import api_key_authenticate_sync
 from keys.types import ResolvedKey
+from meshplatform.actors import Actor, actor_set
 
 
 class ApiKeyUser:
@@ -25,6 +26,8 @@ class ApiKeyUser:
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiKeyUser, ResolvedKey]:
         key = api_key_authenticate_sync(authorization=request.META.get("HTTP_AUTHORIZATION"))
+        label = f"api key {key.key_prefix}…" + (f" ({key.key_name})" if key.key_name else "")
+        actor_set(Actor(source="api", resolve_name=lambda: label))  # the audit log's actor (keys/audit.py)
         return ApiKeyUser(key), key
 
     def authenticate_header(self, request: Request) -> str:

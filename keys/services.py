@@ -10,9 +10,26 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from keys.audit import audit_changes, audit_record, audit_snapshot
 from keys.cache import key_cache_invalidate
 from keys.models import ApiKey, SpendPeriod, Tenant
 from keys.tokens import token_display_prefix, token_generate, token_hash
+
+# What the audit log records of a key and a tenant (never the hash).
+KEY_AUDITED = (
+    "name", "prefix", "is_active", "expires_at", "revoked_at", "default_model", "allowed_models",
+    "rpm", "rpd", "spend_cap_usd", "spend_cap_period", "hard_cap",
+)  # fmt: skip
+KEY_LIMITS = {"rpm", "rpd", "spend_cap_usd", "spend_cap_period", "hard_cap"}
+TENANT_AUDITED = (
+    "name", "suspended", "spend_cap_usd", "spend_cap_period", "hard_cap",
+    "key_rpm_ceiling", "key_rpd_ceiling", "key_spend_cap_ceiling_usd",
+)  # fmt: skip
+TENANT_CAPS = {"spend_cap_usd", "spend_cap_period", "hard_cap"}
+
+
+def _change_action(entity: str, changed: set[str], limits: set[str], limit_word: str) -> str:
+    return f"{entity}.{limit_word}" if changed & limits else f"{entity}.edit"
 
 
 @dataclass(frozen=True)
@@ -30,15 +47,34 @@ def tenant_create(
     spend_cap_period: str = SpendPeriod.MONTHLY,
     hard_cap: bool = False,
 ) -> Tenant:
-    return Tenant.objects.create(
-        name=name, spend_cap_usd=spend_cap_usd, spend_cap_period=spend_cap_period, hard_cap=hard_cap
-    )
+    with transaction.atomic():
+        tenant = Tenant.objects.create(
+            name=name, spend_cap_usd=spend_cap_usd, spend_cap_period=spend_cap_period, hard_cap=hard_cap
+        )
+        audit_record(
+            action="tenant.create",
+            target=tenant,
+            tenant_id=tenant.pk,
+            after=audit_snapshot(tenant, TENANT_AUDITED),
+        )
+    return tenant
 
 
 @transaction.atomic
 def tenant_save(*, tenant: Tenant) -> Tenant:
-    """Save an edited tenant (admin): its keys carry tenant state in the cache, so all are invalidated."""
+    """Save a new or edited tenant (admin): its keys carry tenant state in the cache, so all are
+    invalidated. The audit log gets the fields that changed."""
+    stored = Tenant.objects.filter(pk=tenant.pk).first() if tenant.pk else None
     tenant.save()
+    after = audit_snapshot(tenant, TENANT_AUDITED)
+    if stored is None:
+        audit_record(action="tenant.create", target=tenant, tenant_id=tenant.pk, after=after)
+    else:
+        before, after = audit_changes(audit_snapshot(stored, TENANT_AUDITED), after)
+        action = _change_action("tenant", set(after), TENANT_CAPS, "cap_change")
+        if set(after) == {"suspended"}:
+            action = "tenant.suspend" if tenant.suspended else "tenant.reinstate"
+        audit_record(action=action, target=tenant, tenant_id=tenant.pk, before=before, after=after)
     api_keys_invalidate_cached(keys=ApiKey.objects.filter(tenant=tenant))
     return tenant
 
@@ -85,6 +121,12 @@ def api_key_issue(*, api_key: ApiKey) -> CreatedKey:
     api_key.key_hash = token_hash(plaintext)
     api_key.prefix = token_display_prefix(plaintext)
     api_key.save()
+    audit_record(
+        action="api_key.create",
+        target=api_key,
+        tenant_id=api_key.tenant_id,
+        after=audit_snapshot(api_key, KEY_AUDITED),
+    )
     # A "no such key" may be cached for this hash (someone tried it first): drop it.
     api_keys_invalidate_cached(keys=[api_key])
     return CreatedKey(api_key=api_key, plaintext=plaintext)
@@ -93,7 +135,14 @@ def api_key_issue(*, api_key: ApiKey) -> CreatedKey:
 @transaction.atomic
 def api_key_save(*, api_key: ApiKey) -> ApiKey:
     """Save an edited key (admin): limits, caps, expiry and the active flag apply on the next request."""
+    stored = ApiKey.objects.filter(pk=api_key.pk).first()
     api_key.save()
+    if stored is not None:
+        before, after = audit_changes(
+            audit_snapshot(stored, KEY_AUDITED), audit_snapshot(api_key, KEY_AUDITED)
+        )
+        action = _change_action("api_key", set(after), KEY_LIMITS, "limits_change")
+        audit_record(action=action, target=api_key, tenant_id=api_key.tenant_id, before=before, after=after)
     api_keys_invalidate_cached(keys=[api_key])
     return api_key
 
@@ -101,8 +150,18 @@ def api_key_save(*, api_key: ApiKey) -> ApiKey:
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, at: datetime | None = None) -> ApiKey:
     """Revoke now (403 from every worker on the next request); revoking twice keeps the first time."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=at or timezone.now())
+    revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+        revoked_at=at or timezone.now()
+    )
     api_key.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        audit_record(
+            action="api_key.revoke",
+            target=api_key,
+            tenant_id=api_key.tenant_id,
+            before={"revoked_at": None},
+            after=audit_snapshot(api_key, ["revoked_at"]),
+        )
     api_keys_invalidate_cached(keys=[api_key])
     return api_key
 
@@ -132,6 +191,13 @@ def api_key_rotate(*, api_key: ApiKey, grace_seconds: int = 0) -> CreatedKey:
         until = timezone.now() + timedelta(seconds=grace_seconds)
         old.expires_at = min(old.expires_at, until) if old.expires_at else until
         api_key_save(api_key=old)
+    audit_record(
+        action="api_key.rotate",
+        target=old,
+        tenant_id=old.tenant_id,
+        before={"prefix": old.prefix},
+        after={"prefix": created.api_key.prefix, "grace_seconds": grace_seconds},
+    )
     api_key.refresh_from_db()
     return created
 
@@ -139,6 +205,12 @@ def api_key_rotate(*, api_key: ApiKey, grace_seconds: int = 0) -> CreatedKey:
 def api_key_delete(*, api_key: ApiKey) -> None:
     with transaction.atomic():
         api_keys_invalidate_cached(keys=[api_key])
+        audit_record(
+            action="api_key.delete",
+            target=api_key,
+            tenant_id=api_key.tenant_id,
+            before=audit_snapshot(api_key, KEY_AUDITED),
+        )
         api_key.delete()
 
 

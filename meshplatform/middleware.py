@@ -68,3 +68,25 @@ class RequestScopeMiddleware:
             return await handler(request)
         finally:
             await sync_to_async(database_request_end)()
+
+
+class AdminActorMiddleware:
+    """Names the admin user as the actor of whatever the request changes (see keys/audit.py).
+    Browser middleware only, after AuthenticationMiddleware; the user is read when an entry is written."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        from meshplatform.actors import acting_as
+
+        def name() -> str:
+            user = getattr(request, "user", None)
+            return f"{user.get_username()}" if user is not None and user.is_authenticated else "anonymous"
+
+        with acting_as("admin", name):
+            return await self.get_response(request)

@@ -9,11 +9,25 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from keys.audit import audit_record
 from meshplatform.errors import Conflict, NotFound
 from templates_app.cache import template_cache_invalidate
 from templates_app.models import PromptTemplate, PromptTemplateVersion
 from templates_app.selectors import version_content
 from templates_app.types import TemplateContent
+
+
+def _version_summary(version: PromptTemplateVersion | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a version: its number and whole content."""
+    if version is None:
+        return None
+    return {
+        "version": version.number,
+        "messages": version.messages,
+        "model": version.model,
+        "params": version.params,
+        "variables": version.variables,
+    }
 
 
 def _invalidate_on_commit(tenant_id: int) -> None:
@@ -55,7 +69,13 @@ def template_create(
             template = PromptTemplate.objects.create(tenant_id=tenant_id, name=name, description=description)
     except IntegrityError:  # a concurrent create won the race for the name
         raise _name_taken(name) from None
-    _version_add(template=template, content=content, created_by=created_by)
+    version = _version_add(template=template, content=content, created_by=created_by)
+    audit_record(
+        action="template.create",
+        target=template,
+        tenant_id=tenant_id,
+        after={"name": name, "description": description, **(_version_summary(version) or {})},
+    )
     _invalidate_on_commit(tenant_id)  # a cached "no such template" for this name must go
     return template
 
@@ -78,6 +98,8 @@ def template_update(
         .select_related("active_version")
         .get(pk=template.pk)
     )
+    before = {"name": template.name, "description": template.description}
+    before_version = template.active_version
     if name is not None and name != template.name:
         if PromptTemplate.objects.filter(tenant_id=template.tenant_id, name=name).exists():
             raise _name_taken(name)
@@ -94,6 +116,13 @@ def template_update(
         content = replace(active, **content_changes) if active else TemplateContent(**content_changes)
         if content != active:
             _version_add(template=template, content=content, created_by=created_by)
+    after = {"name": template.name, "description": template.description}
+    if template.active_version != before_version:
+        before.update(_version_summary(before_version) or {})
+        after.update(_version_summary(template.active_version) or {})
+    audit_record(
+        action="template.edit", target=template, tenant_id=template.tenant_id, before=before, after=after
+    )
     _invalidate_on_commit(template.tenant_id)
     return template
 
@@ -106,12 +135,24 @@ def template_restore(*, template: PromptTemplate, number: int, created_by: str) 
     one" and keeps versions an append-only log: the restore has its own number, time and
     author, so the history and the usage ledger show when the old content came back.
     """
-    template = PromptTemplate.objects.select_for_update().get(pk=template.pk)
+    template = (
+        PromptTemplate.objects.select_for_update(of=("self",))
+        .select_related("active_version")
+        .get(pk=template.pk)
+    )
     source = template.versions.filter(number=number).first()
     if source is None:
         raise NotFound(f"Template {template.name!r} has no version {number}.", param="version")
+    before = _version_summary(template.active_version)
     version = _version_add(
         template=template, content=version_content(source), created_by=created_by, restored_from=number
+    )
+    audit_record(
+        action="template.restore",
+        target=template,
+        tenant_id=template.tenant_id,
+        before=before,
+        after={"restored_from": number, **(_version_summary(version) or {})},
     )
     _invalidate_on_commit(template.tenant_id)
     return version
@@ -120,5 +161,11 @@ def template_restore(*, template: PromptTemplate, number: int, created_by: str) 
 @transaction.atomic
 def template_delete(*, template: PromptTemplate) -> None:
     tenant_id = template.tenant_id
+    audit_record(
+        action="template.delete",
+        target=template,
+        tenant_id=tenant_id,
+        before={"name": template.name, **(_version_summary(template.active_version) or {})},
+    )
     template.delete()
     _invalidate_on_commit(tenant_id)

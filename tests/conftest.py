@@ -179,3 +179,21 @@ def chat_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def role_user(username: str, password: str, role: str, tenant: Tenant | None = None) -> Any:
+    """A staff user in one of the three roles the migrations create (keys/roles.py); a tenant
+    admin is also a member of `tenant`. The roles are re-synced: transactional tests' flushes
+    remove the groups the migration made."""
+    from django.apps import apps as django_apps
+    from django.contrib.auth.models import Group, User
+
+    from keys.models import TenantMember
+    from keys.roles import roles_sync
+
+    roles_sync(django_apps)
+    user = User.objects.create_user(username, password=password, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    if tenant is not None:
+        TenantMember.objects.create(user=user, tenant=tenant)
+    return user

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "meshplatform",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "keys",
     "templates_app",
     "usage",
@@ -48,8 +49,11 @@ BROWSER_MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "meshplatform.middleware.AdminActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised by its backend into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 # Paths served without the browser middleware (API clients carry bearer keys, not cookies).
 API_PATH_PREFIXES = ("/v1/", "/healthz", "/readyz")
@@ -147,6 +151,22 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Heals spend counters after a Redis flush or outage (raises them to the ledger's totals).
     "usage-spend-counters-rebuild": {"task": "usage.spend_counters_rebuild", "schedule": 300.0},
 }
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from
+# one address, that pair is locked out for AXES_COOLOFF_MINUTES; a successful login resets it.
+# Keyed by user AND address, so an attacker cannot lock a real admin out from elsewhere. Runs only
+# in the browser middleware (never on /v1). Each failure and lockout is in the audit log.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# The address is the connection's peer; behind a proxy run uvicorn with --proxy-headers and
+# --forwarded-allow-ips so the client's address (X-Forwarded-For) becomes the peer.
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -250,4 +270,5 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
 MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)
 
 # The admin's middleware is present, inside RequestScopeMiddleware (see MIDDLEWARE above).
-SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+# axes.W002 likewise: AxesMiddleware is in BROWSER_MIDDLEWARE, so it never runs on /v1.
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "axes.W002"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from keys.management.commands.create_tenant import parse_usd
 from keys.models import SpendPeriod, Tenant
 from keys.services import api_key_create
+from meshplatform.commands import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create an API key for a tenant. The key is shown once and never again."
 
     def add_arguments(self, parser: CommandParser) -> None:

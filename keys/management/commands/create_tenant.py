@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from keys.models import SpendPeriod, Tenant
 from keys.services import tenant_create
+from meshplatform.commands import AuditedCommand
 
 
 def parse_usd(value: str | None) -> Decimal | None:
@@ -23,7 +24,7 @@ def parse_usd(value: str | None) -> Decimal | None:
     return amount
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create a tenant."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from keys.models import ApiKey
 from keys.services import api_key_revoke
+from meshplatform.commands import AuditedCommand
 
 
 def key_by_prefix(prefix: str) -> ApiKey:
@@ -19,7 +20,7 @@ def key_by_prefix(prefix: str) -> ApiKey:
     return matches[0]
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Revoke an API key, identified by its display prefix (rsk_…)."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from keys.management.commands.revoke_api_key import key_by_prefix
 from keys.services import api_key_rotate
+from meshplatform.commands import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Replace an API key with a new one of the same settings; the old one stops after the grace period."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -6,19 +6,20 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
 from django.utils import timezone
 
 from keys.models import ApiKey, Tenant
 from keys.services import api_key_create, api_keys_invalidate_cached, tenant_create
+from meshplatform.commands import AuditedCommand
 from routing.catalog import catalog_seed
 
 DEMO_TENANT = "demo"
 DEMO_KEY_NAME = "make run demo key"
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Create the demo tenant and admin if missing, and a fresh demo key (earlier demo keys are revoked)."
     )
