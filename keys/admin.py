@@ -124,7 +124,7 @@ class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
         labels = {"rpm": "Requests per minute (RPM)", "rpd": "Requests per day (RPD)",
                   "spend_cap_usd": "Spend cap (USD)"}  # fmt: skip
         help_texts = {
-            "spend_cap_usd": "US dollars per period below; empty = no cap of its own (the tenant's still applies).",
+            "spend_cap_usd": "US dollars per period; empty = no cap of its own (the tenant's still applies).",
             "expires_at": "UTC. Empty = never expires.",
         }
 
@@ -160,6 +160,16 @@ class ApiKeyForm(forms.ModelForm):  # type: ignore[type-arg]
                 self.add_error(field, f"At most {ceiling:,} (the ceiling your platform operator set).")
 
 
+def key_status(api_key: ApiKey) -> str:
+    if api_key.revoked_at is not None:
+        return "revoked"
+    if not api_key.is_active:
+        return "inactive"
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
 class RotateForm(forms.Form):
     grace_minutes = forms.IntegerField(
         min_value=0,
@@ -180,13 +190,7 @@ class ApiKeyAdmin(TenantScopedAdminMixin):
 
     @admin.display(description="status")
     def status(self, obj: ApiKey) -> str:
-        if obj.revoked_at is not None:
-            return "revoked"
-        if not obj.is_active:
-            return "inactive"
-        if obj.expires_at is not None and obj.expires_at <= timezone.now():
-            return "expired"
-        return "active"
+        return key_status(obj)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -253,7 +257,12 @@ class ApiKeyAdmin(TenantScopedAdminMixin):
         return TemplateResponse(request, ROTATE_TEMPLATE, context)
 
     def _created_page(self, request: HttpRequest, created: list[CreatedKey], title: str) -> HttpResponse:
-        context = {**self.admin_site.each_context(request), "title": title, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "api_url": request.build_absolute_uri("/v1").rstrip("/"),
+        }
         response = TemplateResponse(request, CREATED_TEMPLATE, {**context, "created": created})
         response["Cache-Control"] = "no-store"
         return response

@@ -48,3 +48,14 @@ def _write(stamps: dict[int, float]) -> int:
     return ApiKey.objects.filter(pk__in=stamps).update(
         last_used_at=Greatest(Coalesce(F("last_used_at"), when), when)
     )
+
+
+def api_key_last_used(api_key: ApiKey) -> datetime | None:
+    """The latest use: the stamp still in Redis (seconds old) or the flushed one, whichever is later."""
+    try:
+        score = get_sync_redis().zscore(last_used_name(api_key.tenant_id), str(api_key.pk))
+    except Exception:  # the admin page still renders while Redis is down
+        score = None
+    stamped = datetime.fromtimestamp(float(score), UTC) if score is not None else None
+    candidates = [at for at in (stamped, api_key.last_used_at) if at is not None]
+    return max(candidates) if candidates else None

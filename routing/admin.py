@@ -2,40 +2,87 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from routing.catalog import catalog_changed
-from routing.models import CatalogModel
+from routing.catalog_services import catalog_model_delete, catalog_model_save
+from routing.models import CatalogModel, Provider
+from routing.providers.registry import provider_is_configured
+from usage.money import usd
+
+
+def _per_million(value: Decimal | None) -> str:
+    return f"{usd(value)} / 1M tokens" if value is not None else "—"
 
 
 @admin.register(CatalogModel)
 class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Prices are USD per million tokens; the changelist says which providers have an API key now."""
+
     list_display = [
-        "model_id",
-        "provider",
-        "upstream_name",
-        "input_per_mtok_usd",
-        "output_per_mtok_usd",
-        "cached_input_per_mtok_usd",
-        "context_window",
-        "enabled",
-    ]
+        "model_id", "provider", "configured", "upstream_name", "input_price", "output_price", "cached_price",
+        "context_window", "enabled",
+    ]  # fmt: skip
     list_filter = ["provider", "enabled"]
-    search_fields = ["model_id", "upstream_name"]
+    search_fields = ["model_id", "upstream_name"]  # also the key form's model search
     list_editable = ["enabled"]
+    fieldsets = [
+        (None, {"fields": ["model_id", "provider", "upstream_name", "enabled"]}),
+        (
+            "Prices (USD per million tokens)",
+            {
+                "fields": [
+                    "input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd",
+                    "cache_write_per_mtok_usd",
+                ]
+            },  # fmt: skip
+        ),
+        ("Limits", {"fields": ["context_window", "max_output_tokens", "reasoning"]}),
+    ]
+
+    @admin.display(description="provider configured", boolean=True)
+    def configured(self, obj: CatalogModel) -> bool:
+        return provider_is_configured(obj.provider)
+
+    @admin.display(description="input", ordering="input_per_mtok_usd")
+    def input_price(self, obj: CatalogModel) -> str:
+        return _per_million(obj.input_per_mtok_usd)
+
+    @admin.display(description="output", ordering="output_per_mtok_usd")
+    def output_price(self, obj: CatalogModel) -> str:
+        return _per_million(obj.output_per_mtok_usd)
+
+    @admin.display(description="cached input")
+    def cached_price(self, obj: CatalogModel) -> str:
+        if obj.cached_input_per_mtok_usd is None:
+            return "= input"
+        return _per_million(obj.cached_input_per_mtok_usd)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        providers = [(label, provider_is_configured(value)) for value, label in Provider.choices]
+        return super().changelist_view(request, {**(extra_context or {}), "providers": providers})
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name.endswith("_per_mtok_usd") and field is not None:
+            field.help_text = "USD per 1,000,000 tokens" + (
+                ", empty = the input price" if db_field.null else ""
+            )
+        return field
 
     def save_model(self, request: HttpRequest, obj: CatalogModel, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        catalog_changed()
+        catalog_model_save(model=obj)
 
     def delete_model(self, request: HttpRequest, obj: CatalogModel) -> None:
-        super().delete_model(request, obj)
-        catalog_changed()
+        catalog_model_delete(model=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CatalogModel]) -> None:
-        super().delete_queryset(request, queryset)
-        catalog_changed()
+        for model in queryset:
+            catalog_model_delete(model=model)
+
+
+from routing import admin_keys  # noqa: E402, F401  (the composed key and tenant pages)

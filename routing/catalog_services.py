@@ -10,9 +10,10 @@ from routing.models import CatalogModel
 
 CATALOG_AUDITED = (
     "model_id", "provider", "upstream_name", "input_per_mtok_usd", "output_per_mtok_usd",
-    "cached_input_per_mtok_usd", "context_window", "max_output_tokens", "enabled",
+    "cached_input_per_mtok_usd", "cache_write_per_mtok_usd", "context_window", "max_output_tokens",
+    "reasoning", "enabled",
 )  # fmt: skip
-PRICES = {"input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd"}
+PRICES = {"input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd", "cache_write_per_mtok_usd"}
 
 
 @transaction.atomic

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from keys.admin_scoping import TenantScopedAdminMixin, admin_tenant_of
 from meshplatform.errors import BadRequest
+from templates_app.admin_editor import draft_preview, versions_diff_html
 from templates_app.forms import PromptTemplateForm
 from templates_app.models import PromptTemplate, PromptTemplateVersion
 from templates_app.rendering import compiled_for, template_slots
@@ -57,7 +58,13 @@ class VersionInline(admin.TabularInline):  # type: ignore[type-arg]
     def links(self, version: PromptTemplateVersion) -> str:
         template = version.template
         preview = reverse("admin:templates_app_prompttemplate_preview", args=[template.pk])
-        links = format_html('<a href="{}?version={}">Preview</a>', preview, version.number)
+        diff = reverse("admin:templates_app_prompttemplate_diff", args=[template.pk])
+        active = template.active_version.number if template.active_version else version.number
+        links = format_html(
+            '<a href="{}?version={}">Preview</a> · '
+            '<a class="version-diff" href="{}?a={}&amp;b={}">Diff with active</a>',
+            preview, version.number, diff, version.number, active,
+        )  # fmt: skip
         if template.active_version_id == version.pk:
             return format_html("{} · <strong>active</strong>", links)
         restore = reverse("admin:templates_app_prompttemplate_restore", args=[template.pk, version.number])
@@ -132,6 +139,8 @@ class PromptTemplateAdmin(TenantScopedAdminMixin):
                 view(self.preview_view),
                 name="templates_app_prompttemplate_preview",
             ),
+            path("preview-draft/", view(self.draft_preview_view), name="templates_app_prompttemplate_draft"),
+            path("<path:object_id>/diff/", view(self.diff_view), name="templates_app_prompttemplate_diff"),
             path(
                 "<path:object_id>/restore/<int:number>/",
                 view(self.restore_view),
@@ -176,6 +185,42 @@ class PromptTemplateAdmin(TenantScopedAdminMixin):
             "error": error,
         }
         return TemplateResponse(request, "admin/templates_app/prompttemplate/preview.html", context)
+
+    def draft_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """POST unsaved content (the editor's live preview): rendered with the real render service."""
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        return draft_preview(request.body)
+
+    def diff_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Any two versions side by side (?a=N&b=M), each restorable from here."""
+        template = self._template_or_404(request, object_id)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        versions = list(template.versions.order_by("-number"))
+        by_number = {v.number: v for v in versions}
+        active = template.active_version.number if template.active_version else versions[0].number
+        a_ref, b_ref = request.GET.get("a", ""), request.GET.get("b", "")
+        default_a = versions[1].number if len(versions) > 1 else active
+        old = by_number.get(int(a_ref)) if a_ref.isdigit() else by_number.get(default_a)
+        new = by_number.get(int(b_ref)) if b_ref.isdigit() else by_number.get(active)
+        if old is None or new is None:
+            raise Http404("No such version.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{template.name}: version {old.number} → {new.number}",
+            "opts": self.opts,
+            "original": template,
+            "versions": versions,
+            "old": old,
+            "new": new,
+            "active": active,
+            "diff_table": versions_diff_html(old, new),
+            "can_restore": self.has_change_permission(request, template),
+        }
+        return TemplateResponse(request, "admin/templates_app/prompttemplate/diff.html", context)
 
     def restore_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
         """GET asks for confirmation; POST makes version `number`'s content active as a new version."""

@@ -28,31 +28,58 @@ def _schema_clean(validate: Callable[[Any], Any], value: Any) -> Any:
 
 
 class PrettyJSONField(forms.JSONField):
+    """Indented JSON; nothing at all (never `null`) when there is no value yet."""
+
     def prepare_value(self, value: Any) -> Any:
+        if value is None or value == {} or value == "":
+            return ""
         if isinstance(value, (list, dict)):
             return json.dumps(value, indent=2, ensure_ascii=False)
         return super().prepare_value(value)
+
+
+def _editor_source(editor: str, rows: int) -> forms.Textarea:
+    """The JSON the row editor (templates_app/static/templates_app/editor.js) reads and writes;
+    without JavaScript it stays an editable JSON box."""
+    return forms.Textarea(
+        attrs={
+            "rows": rows,
+            "cols": 100,
+            "class": "mesh-json-source",
+            "data-editor": editor,
+            "style": "font-family: monospace",
+        }
+    )
 
 
 class PromptTemplateForm(forms.ModelForm):  # type: ignore[type-arg]
     """Saving with different content makes a new version (see PromptTemplateAdmin.save_model)."""
 
     messages = PrettyJSONField(
-        widget=forms.Textarea(attrs={"rows": 14, "cols": 100, "style": "font-family: monospace"}),
-        help_text='Chat messages, e.g. [{"role": "system", "content": "You help {{company}}."}].',
+        widget=_editor_source("messages", 14),
+        help_text="The chat messages sent before the request's own; write {{name}} where a variable goes.",
     )
     model = forms.CharField(
         required=False, help_text="Optional 'provider/name'; used when a request names none."
     )
     params = PrettyJSONField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 5, "cols": 100, "style": "font-family: monospace"}),
-        help_text='Default request parameters, e.g. {"temperature": 0.2, "max_tokens": 300}.',
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "cols": 100,
+                "style": "font-family: monospace",
+                "placeholder": '{"temperature": 0.2, "max_tokens": 300}',
+            }
+        ),
+        help_text="Default request parameters as a JSON object (checked like a request's); "
+        "empty = none. A request's own values win.",
     )
     variables = PrettyJSONField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 5, "cols": 100, "style": "font-family: monospace"}),
-        help_text='Declared variables, e.g. [{"name": "plan", "default": "Free"}].',
+        widget=_editor_source("variables", 5),
+        help_text="Declared variables: a default fills the slot when a request gives no value; "
+        "a variable without a default is required.",
     )
 
     class Meta:

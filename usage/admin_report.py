@@ -23,6 +23,18 @@ from usage.types import ADMIN_GROUP_BY, UsageFilter
 
 REPORT_DEFAULT_DAYS = 30
 EXPORT_BATCH_ROWS = 2000
+# The widest range one page covers (two years), and when its periods become weeks, then months:
+# the page's size is bounded by this, whatever dates the URL asks for.
+REPORT_MAX_DAYS = 731
+DAILY_UP_TO_DAYS = 62
+WEEKLY_UP_TO_DAYS = 366
+PRESETS = {
+    "today": "Today",
+    "7d": "Last 7 days",
+    "this_month": "This month",
+    "last_month": "Last month",
+    "custom": "Custom",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +64,33 @@ def _group_choices(*, with_tenant: bool) -> list[tuple[str, str]]:
     return [(name, name.replace("_", " ")) for name in ADMIN_GROUP_BY if with_tenant or name != "tenant"]
 
 
+def preset_range(preset: str, today: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The dates a preset stands for (UTC), or None for "custom"."""
+    if preset == "today":
+        return today, today
+    if preset == "7d":
+        return today - dt.timedelta(days=6), today
+    if preset == "this_month":
+        return today.replace(day=1), today
+    if preset == "last_month":
+        last_day = today.replace(day=1) - dt.timedelta(days=1)
+        return last_day.replace(day=1), last_day
+    return None
+
+
+def bucket_size(date_from: dt.date, date_to: dt.date) -> str:
+    days = (date_to - date_from).days + 1
+    return "day" if days <= DAILY_UP_TO_DAYS else "week" if days <= WEEKLY_UP_TO_DAYS else "month"
+
+
 class ReportForm(forms.Form):
+    preset = forms.ChoiceField(choices=list(PRESETS.items()), required=False, initial="custom")
     date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
     group_by = forms.ChoiceField(choices=_group_choices(with_tenant=True), initial="day")
+    stack_by = forms.ChoiceField(
+        label="Chart by", choices=[("tenant", "tenant"), ("model", "model")], required=False, initial="model"
+    )
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.order_by("name"), required=False, empty_label="All"
     )
@@ -68,20 +103,33 @@ class ReportForm(forms.Form):
             "date_from": (today - dt.timedelta(days=REPORT_DEFAULT_DAYS - 1)).isoformat(),
             "date_to": today.isoformat(),
             "group_by": "day",
+            "stack_by": "tenant" if scope.all_tenants else "model",
         }
-        super().__init__({**defaults, **{k: v for k, v in data.items() if v}})
+        given = {k: v for k, v in data.items() if v}
+        dates = preset_range(str(given.get("preset", "")), today)
+        if dates is not None:  # a preset wins over the dates it replaces
+            given["date_from"], given["date_to"] = (d.isoformat() for d in dates)
+        super().__init__({**defaults, **given})
         self.scope = scope
         if not scope.all_tenants:
             del self.fields["tenant"]  # a tenant admin has one tenant: no picker naming the others
-            group_by = self.fields["group_by"]
-            assert isinstance(group_by, forms.ChoiceField)
-            group_by.choices = _group_choices(with_tenant=False)
+            for name in ("group_by", "stack_by"):
+                field = self.fields[name]
+                assert isinstance(field, forms.ChoiceField)
+                field.choices = [c for c in field.choices if c[0] != "tenant"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
             self.add_error("date_from", "Must not be after the end date.")
+        elif date_from and date_to and (date_to - date_from).days + 1 > REPORT_MAX_DAYS:
+            self.add_error("date_from", f"A report covers at most {REPORT_MAX_DAYS} days (two years).")
         return cleaned
+
+    @property
+    def bucket(self) -> str:
+        return bucket_size(self.cleaned_data["date_from"], self.cleaned_data["date_to"])
 
     def usage_filter(self) -> UsageFilter:
         data = self.cleaned_data

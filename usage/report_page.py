@@ -1,0 +1,121 @@
+"""What the admin usage report shows, computed once for the page and for its CSV (the same rows)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from usage.charts import bucket_label, bucket_of, buckets_build, spend_chart_svg
+from usage.money import share
+from usage.selectors import usage_report, usage_spend_by_day, usage_stale_days
+from usage.types import GroupBy, UsageFilter, UsageGroup, UsageTotals
+
+REPORT_GROUPS_SHOWN = 500
+TOP_ROWS = 10
+TOP_TABLES: tuple[tuple[GroupBy, str], ...] = (("key", "Top keys"), ("session_id", "Top sessions"),
+                                               ("model", "Top models"))  # fmt: skip
+CSV_COLUMNS = ["group", "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
+               "cost_usd", "share_of_cost"]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One table row: its label, its totals and its share of the whole range's cost."""
+
+    label: str
+    totals: UsageTotals
+    share: str
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    title: str
+    group_by: str
+    rows: list[Row]
+    group_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPage:
+    usage_filter: UsageFilter
+    bucket: str
+    totals: UsageTotals
+    main: Table
+    tops: list[Table]
+    chart_svg: str
+    stale_slices: int
+
+
+def _label(group_by: str, group: UsageGroup) -> str:
+    if group_by == "tenant" and group.tenant_name:
+        return group.tenant_name
+    if group_by == "key" and group.key_prefix:
+        return f"{group.key_prefix}… {group.key_name or ''}".strip()
+    return group.value or "(none)"
+
+
+def _rows(group_by: str, groups: list[UsageGroup], whole: Decimal) -> list[Row]:
+    return [Row(_label(group_by, g), g.totals, share(g.totals.cost_usd, whole)) for g in groups]
+
+
+def _add(a: UsageTotals, b: UsageTotals) -> UsageTotals:
+    return UsageTotals(*(getattr(a, f) + getattr(b, f) for f in UsageTotals.__dataclass_fields__))
+
+
+def _periods(groups: list[UsageGroup], bucket: str) -> list[tuple[str, UsageTotals]]:
+    """Day groups summed into weeks or months for long ranges (bounded rows whatever the range)."""
+    summed: dict[dt.date, UsageTotals] = {}
+    for group in groups:
+        start = bucket_of(dt.date.fromisoformat(group.value), bucket)
+        summed[start] = _add(summed.get(start, UsageTotals()), group.totals)
+    labels = {"day": "%Y-%m-%d", "week": "week of %Y-%m-%d", "month": "%Y-%m"}
+    return [(start.strftime(labels[bucket]), totals) for start, totals in sorted(summed.items())]
+
+
+def report_page_build(
+    *, usage_filter: UsageFilter, group_by: GroupBy, stack_by: GroupBy, bucket: str
+) -> ReportPage:
+    main_report = usage_report(usage_filter=usage_filter, group_by=group_by, limit=REPORT_GROUPS_SHOWN)
+    whole = main_report.totals.cost_usd
+    if group_by == "day":
+        periods = _periods(main_report.groups, bucket)
+        rows = [Row(label, totals, share(totals.cost_usd, whole)) for label, totals in periods]
+        main = Table(f"By {bucket}", bucket, rows, len(rows))
+    else:
+        main = Table(f"By {group_by.replace('_', ' ')}", group_by,
+                     _rows(group_by, main_report.groups, whole), main_report.group_count)  # fmt: skip
+    tops = []
+    for top_by, title in TOP_TABLES:
+        report = usage_report(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
+        tops.append(Table(title, top_by, _rows(top_by, report.groups, whole), report.group_count))
+    points = usage_spend_by_day(usage_filter=usage_filter, series=stack_by)
+    buckets, series = buckets_build(points, usage_filter.date_from, usage_filter.date_to, bucket)
+    title = f"Spend per {bucket} by {stack_by}, {bucket_label(usage_filter.date_from, 'day')} – " \
+            f"{bucket_label(usage_filter.date_to, 'day')}"  # fmt: skip
+    return ReportPage(
+        usage_filter=usage_filter,
+        bucket=bucket,
+        totals=main_report.totals,
+        main=main,
+        tops=tops,
+        chart_svg=spend_chart_svg(buckets, series, title=title),
+        stale_slices=usage_stale_days(usage_filter=usage_filter),
+    )
+
+
+def report_page_csv(page: ReportPage) -> Iterator[bytes]:
+    """The main table exactly as shown, with raw decimals (no rounding, no separators), then the total."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([page.main.group_by, *CSV_COLUMNS[1:]])
+    for row in [*page.main.rows, Row("TOTAL", page.totals, "100.0%" if page.totals.cost_usd else "—")]:
+        t = row.totals
+        counts = [t.requests, t.errors, t.prompt_tokens, t.completion_tokens, t.cached_tokens]
+        writer.writerow([row.label, *counts, format(t.cost_usd, "f"), row.share])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
