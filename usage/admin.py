@@ -174,7 +174,7 @@ class UsageReportAdmin(ReadOnlyAdmin):
             self.has_view_permission(request) and user.has_perm("usage.export_usage_csv")
         ):
             raise PermissionDenied
-        form = ReportForm(request.GET, scope=scope)
+        form = ReportForm(request.GET, scope=scope, bounded=False)
         if not form.is_valid():
             return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
         usage_filter = form.usage_filter()

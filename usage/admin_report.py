@@ -97,7 +97,7 @@ class ReportForm(forms.Form):
     session_id = forms.CharField(required=False, max_length=256)
     model = forms.CharField(required=False, max_length=200)
 
-    def __init__(self, data: Any, *, scope: UsageScope) -> None:
+    def __init__(self, data: Any, *, scope: UsageScope, bounded: bool = True) -> None:
         today = dt.datetime.now(dt.UTC).date()
         defaults = {
             "date_from": (today - dt.timedelta(days=REPORT_DEFAULT_DAYS - 1)).isoformat(),
@@ -111,6 +111,9 @@ class ReportForm(forms.Form):
             given["date_from"], given["date_to"] = (d.isoformat() for d in dates)
         super().__init__({**defaults, **given})
         self.scope = scope
+        # The page is built in memory, so its range is bounded; the events CSV streams from a
+        # server-side cursor in flat memory, so it may cover any range.
+        self.bounded = bounded
         if not scope.all_tenants:
             del self.fields["tenant"]  # a tenant admin has one tenant: no picker naming the others
             for name in ("group_by", "stack_by"):
@@ -123,7 +126,7 @@ class ReportForm(forms.Form):
         date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
         if date_from and date_to and date_from > date_to:
             self.add_error("date_from", "Must not be after the end date.")
-        elif date_from and date_to and (date_to - date_from).days + 1 > REPORT_MAX_DAYS:
+        elif self.bounded and date_from and date_to and (date_to - date_from).days + 1 > REPORT_MAX_DAYS:
             self.add_error("date_from", f"A report covers at most {REPORT_MAX_DAYS} days (two years).")
         return cleaned
 

@@ -90,8 +90,11 @@ def report_page_build(
                      _rows(group_by, main_report.groups, whole), main_report.group_count)  # fmt: skip
     tops = []
     for top_by, title in TOP_TABLES:
-        report = usage_report(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
-        tops.append(Table(title, top_by, _rows(top_by, report.groups, whole), report.group_count))
+        if top_by == group_by:  # the main table already holds these, largest first
+            report = main_report
+        else:
+            report = usage_report(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
+        tops.append(Table(title, top_by, _rows(top_by, report.groups[:TOP_ROWS], whole), report.group_count))
     points = usage_spend_by_day(usage_filter=usage_filter, series=stack_by)
     buckets, series = buckets_build(points, usage_filter.date_from, usage_filter.date_to, bucket)
     title = f"Spend per {bucket} by {stack_by}, {bucket_label(usage_filter.date_from, 'day')} – " \

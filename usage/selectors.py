@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 
 from keys.models import ApiKey
@@ -102,87 +104,100 @@ _EVENT_SUMS = {
 }
 
 
-def _totals(row: dict[str, Any]) -> UsageTotals:
-    return UsageTotals(
-        requests=row["requests"] or 0,
-        errors=row["errors"] or 0,
-        prompt_tokens=row["prompt_tokens"] or 0,
-        completion_tokens=row["completion_tokens"] or 0,
-        cached_tokens=row["cached_tokens"] or 0,
-        cost_usd=row["cost_usd"] or Decimal(0),
-    )
-
-
-def _add(a: UsageTotals, b: UsageTotals) -> UsageTotals:
-    return UsageTotals(*(getattr(a, name) + getattr(b, name) for name in METRICS))
-
-
-def _group(group_by: GroupBy, row: dict[str, Any], totals: UsageTotals) -> UsageGroup:
-    value = row[GROUP_FIELDS[group_by][0]]
-    return UsageGroup(
-        value=value.isoformat() if isinstance(value, dt.date) else str(value),
-        totals=totals,
-        key_prefix=row.get("api_key__prefix"),
-        key_name=row.get("api_key__name"),
-        tenant_name=row.get("tenant__name"),
-    )
-
-
 def _grouped(rows: QuerySet[Any], fields: tuple[str, ...], sums: dict[str, Any]) -> QuerySet[Any]:
     return rows.values(*fields).annotate(**sums).order_by()
+
+
+def _union_sql(parts: list[QuerySet[Any]], columns: list[str]) -> tuple[str, list[Any]]:
+    """`WITH u(columns) AS (part UNION ALL part)`: the parts' SQL compiled by the ORM for this
+    database (PostgreSQL or make run's SQLite), named by position (their own names differ)."""
+    selects, params = [], []
+    for index, part in enumerate(parts):
+        try:
+            sql, part_params = part.query.sql_with_params()
+        except EmptyResultSet:  # no stale slice: no tail
+            continue
+        selects.append(f"SELECT * FROM ({sql}) AS part{index}")
+        params.extend(part_params)
+    if not selects:
+        selects.append("SELECT " + ", ".join(["NULL"] * len(columns)) + " WHERE 1 = 0")
+    return f"WITH u({', '.join(columns)}) AS ({' UNION ALL '.join(selects)})", params
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def _row_totals(row: dict[str, Any], prefix: str = "") -> UsageTotals:
+    return UsageTotals(
+        requests=int(row[f"{prefix}requests"] or 0),
+        errors=int(row[f"{prefix}errors"] or 0),
+        prompt_tokens=int(row[f"{prefix}prompt_tokens"] or 0),
+        completion_tokens=int(row[f"{prefix}completion_tokens"] or 0),
+        cached_tokens=int(row[f"{prefix}cached_tokens"] or 0),
+        cost_usd=_decimal(row[f"{prefix}cost_usd"]),
+    )
+
+
+def _fetch(sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def usage_report(
     *, usage_filter: UsageFilter, group_by: GroupBy, offset: int = 0, limit: int | None = None
 ) -> UsageReport:
-    """Totals and groups: the rollups of current slices plus the not-yet-rolled-up tail (so fresh within
-    a ledger flush); days in date order, other groups by cost, largest first.
-
-    The tail touches few groups, so the page is still cut in SQL: a group outside the tail ranks
-    among the first offset+limit only if its rollup sum ranks among the first offset+limit+len(tail).
-    """
+    """Totals and groups: the rollups of current slices plus the not-yet-rolled-up tail (fresh within
+    a ledger flush), summed, ordered and cut in one SQL statement; days in date order, other
+    groups by cost, largest first. Window sums give the totals and the group count alongside."""
     stale = _stale_slices(usage_filter)
-    rollups, fields = _rollups(usage_filter, stale), GROUP_FIELDS[group_by]
-    tail = {
-        tuple(row[f] for f in fields): row
-        for row in _grouped(_tail(usage_filter, stale), fields, _EVENT_SUMS)
-    }
-    grouped = _grouped(rollups, fields, _ROLLUP_SUMS)
-    if group_by == "day" or limit is None:
-        candidates = list(grouped)
-    else:
-        ranked = grouped.order_by(F("cost_usd").desc(), fields[0])[: offset + limit + len(tail)]
-        candidates = list(ranked)
-        seen = {tuple(row[f] for f in fields) for row in candidates}
-        missing = [key for key in tail if key not in seen]
-        if missing:
-            candidates += list(grouped.filter(**{f"{fields[0]}__in": [key[0] for key in missing]}))
-    merged: dict[tuple[Any, ...], tuple[dict[str, Any], UsageTotals]] = {}
-    for row in candidates:
-        merged[tuple(row[f] for f in fields)] = (row, _totals(row))
-    for key, row in tail.items():
-        base = merged.get(key)
-        merged[key] = (row, _add(base[1], _totals(row)) if base else _totals(row))
-    if group_by == "day":
-        ordered = sorted(merged.values(), key=lambda item: item[0]["day"])
-    else:
-        ordered = sorted(merged.values(), key=lambda item: (-item[1].cost_usd, str(item[0][fields[0]])))
-    page = ordered[offset : offset + limit] if limit is not None else ordered[offset:]
-    first = fields[0]
-    in_rollups = set(
-        grouped.filter(**{f"{first}__in": [key[0] for key in tail]}).values_list(first, flat=True)
+    fields = GROUP_FIELDS[group_by]
+    keys = [f"g{n}" for n in range(len(fields))]
+    parts = [
+        _grouped(_rollups(usage_filter, stale), fields, _ROLLUP_SUMS),
+        _grouped(_tail(usage_filter, stale), fields, _EVENT_SUMS),
+    ]
+    union, params = _union_sql(parts, [*keys, *METRICS])
+    sums = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
+    windows = ", ".join(f"SUM({m}) OVER () AS total_{m}" for m in METRICS)
+    order = "g0" if group_by == "day" else "cost_usd DESC, g0"
+    page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+    grouped = f"{union}, grouped AS (SELECT {', '.join(keys)}, {sums} FROM u GROUP BY {', '.join(keys)})"
+    rows = _fetch(
+        f"{grouped} SELECT grouped.*, COUNT(*) OVER () AS group_count, {windows} "
+        f"FROM grouped ORDER BY {order}{page}",
+        params,
     )
-    new_groups = sum(1 for key in tail if key[0] not in in_rollups)
-    totals = _add(
-        _totals(rollups.aggregate(**_ROLLUP_SUMS)),
-        _totals(_tail(usage_filter, stale).aggregate(**_EVENT_SUMS)),
-    )
+    if not rows:  # past the last page, or nothing at all: the totals on their own
+        totals_sql = ", ".join(f"SUM({m}) AS total_{m}" for m in METRICS)
+        summary = _fetch(f"{grouped} SELECT COUNT(*) AS group_count, {totals_sql} FROM grouped", params)[0]
+    else:
+        summary = rows[0]
+    totals, group_count = _row_totals(summary, "total_"), int(summary["group_count"])
+    if limit is None and offset:
+        rows = rows[offset:]
     return UsageReport(
         filter=usage_filter,
         group_by=group_by,
         totals=totals,
-        groups=[_group(group_by, row, totals_) for row, totals_ in page],
-        group_count=grouped.count() + new_groups,
+        groups=[_group_of(group_by, row) for row in rows],
+        group_count=group_count,
+    )
+
+
+def _group_of(group_by: GroupBy, row: dict[str, Any]) -> UsageGroup:
+    value = row["g0"]
+    if group_by == "day" and isinstance(value, str):  # SQLite returns dates as text
+        value = dt.date.fromisoformat(value[:10])
+    names = {field: row[f"g{n}"] for n, field in enumerate(GROUP_FIELDS[group_by])}
+    return UsageGroup(
+        value=value.isoformat() if isinstance(value, dt.date) else str(value),
+        totals=_row_totals(row),
+        key_prefix=names.get("api_key__prefix"),
+        key_name=names.get("api_key__name"),
+        tenant_name=names.get("tenant__name"),
     )
 
 

@@ -63,7 +63,7 @@ class AdminBrowser:
         self.page.fill("#id_username", username)
         self.page.fill("#id_password", password)
         self.page.click("input[type=submit]")
-        self.page.wait_for_load_state("networkidle")
+        self.page.wait_for_load_state("load")
 
     def visit(self, path: str, name: str) -> Page:
         self.page.goto(f"{self.base_url}{path}")
@@ -73,7 +73,7 @@ class AdminBrowser:
     def check(self, name: str) -> None:
         """The page as a person sees it: styled, no broken asset; saved as a screenshot."""
         page = self.page
-        page.wait_for_load_state("networkidle")
+        page.wait_for_load_state("load")  # every stylesheet, script and image answered
         ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(
             path=str(ARTIFACTS_DIR / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"), full_page=True
@@ -94,6 +94,7 @@ def admin_browser(base_url: str, **context_options: Any) -> Iterator[AdminBrowse
             context = browser.new_context(
                 accept_downloads=True, viewport={"width": 1280, "height": 900}, **context_options
             )
+            context.set_default_timeout(60_000)  # a loaded CI machine, not a slow page
             yield AdminBrowser(context.new_page(), base_url)
         finally:
             browser.close()

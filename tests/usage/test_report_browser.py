@@ -34,17 +34,17 @@ def browse_report(base_url: str, downloads: Path) -> dict[str, Any]:
         seen["dashboard_today"] = page.locator("#dash-spend-today").get_attribute("data-raw")
         seen["dashboard_tenants"] = page.locator("#dash-top-tenants").inner_text()
         page = browser.visit(REPORT, "finance-report-default")
-        page.click('#usage-presets a[data-preset="7d"]')
-        page.wait_for_load_state("networkidle")
+        with page.expect_navigation():
+            page.click('#usage-presets a[data-preset="7d"]')
         seen["url_7d"] = page.url
         seen["from_7d"] = page.input_value("#id_date_from")
-        page.click('#usage-presets a[data-preset="today"]')
-        page.wait_for_load_state("networkidle")
+        with page.expect_navigation():
+            page.click('#usage-presets a[data-preset="today"]')
         seen["from_today"] = page.input_value("#id_date_from")
         page.select_option("#id_group_by", "model")
         page.select_option("#id_stack_by", "tenant")
-        page.click("#usage-report-form input[type=submit]")
-        page.wait_for_load_state("networkidle")
+        with page.expect_navigation():
+            page.click("#usage-report-form input[type=submit]")
         browser.check("finance-report-by-model")
         seen["url_model"] = page.url
         seen["ticks"] = page.locator("#usage-chart .usage-tick").all_text_contents()  # SVG: no innerText
