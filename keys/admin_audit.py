@@ -64,8 +64,8 @@ class AuditEntryAdmin(TenantScopedAdminMixin):
     search_help_text = "Actor, target name, or an exact target id."
     list_select_related = ["tenant"]
     show_full_result_count = False
-    fields = ["created_at", "actor", "source", "action", "tenant", "target_type", "target_id", "target_repr",
-              "change_full"]  # fmt: skip
+    fields = ("created_at", "actor", "source", "action", "tenant", "target_type", "target_id", "target_repr",
+              "change_full")  # fmt: skip
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

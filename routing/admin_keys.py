@@ -14,6 +14,7 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from keys.admin import ApiKeyAdmin, ApiKeyForm, TenantAdmin, key_status
 from keys.last_used import api_key_last_used
@@ -50,7 +51,9 @@ class ModelPicker(FilteredSelectMultiple):
     div of its own: SelectFilter2.js puts the boxes first in the select's parent, which would
     otherwise be the row that holds the field's label."""
 
-    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> str:
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
         return format_html(
             '<div class="mesh-model-picker">{}</div>', super().render(name, value, attrs, renderer)
         )
@@ -139,6 +142,7 @@ def tenant_spend_panel(tenant: Tenant) -> dict[str, Any]:
             "cost": key_costs.get(key.pk, UsageTotals()).cost_usd,
             "share": share(key_costs.get(key.pk, UsageTotals()).cost_usd, spent),
             "status": key_status(key),
+            "last_used_at": api_key_last_used(key),
         }
         for key in ApiKey.objects.filter(tenant=tenant).order_by("-created_at")
     ]

@@ -116,10 +116,10 @@ class ReportForm(forms.Form):
         self.bounded = bounded
         if not scope.all_tenants:
             del self.fields["tenant"]  # a tenant admin has one tenant: no picker naming the others
-            for name in ("group_by", "stack_by"):
-                field = self.fields[name]
-                assert isinstance(field, forms.ChoiceField)
-                field.choices = [c for c in field.choices if c[0] != "tenant"]
+            group_by, stack_by = self.fields["group_by"], self.fields["stack_by"]
+            assert isinstance(group_by, forms.ChoiceField) and isinstance(stack_by, forms.ChoiceField)
+            group_by.choices = _group_choices(with_tenant=False)
+            stack_by.choices = [("model", "model")]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

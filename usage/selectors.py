@@ -105,13 +105,15 @@ _EVENT_SUMS = {
 
 
 def _grouped(rows: QuerySet[Any], fields: tuple[str, ...], sums: dict[str, Any]) -> QuerySet[Any]:
-    return rows.values(*fields).annotate(**sums).order_by()
+    grouped: QuerySet[Any] = rows.values(*fields).annotate(**sums).order_by()
+    return grouped
 
 
 def _union_sql(parts: list[QuerySet[Any]], columns: list[str]) -> tuple[str, list[Any]]:
     """`WITH u(columns) AS (part UNION ALL part)`: the parts' SQL compiled by the ORM for this
     database (PostgreSQL or make run's SQLite), named by position (their own names differ)."""
-    selects, params = [], []
+    selects: list[str] = []
+    params: list[Any] = []
     for index, part in enumerate(parts):
         try:
             sql, part_params = part.query.sql_with_params()
