@@ -22,6 +22,8 @@ from keys.services import (
     api_key_revoke,
     api_key_rotate,
     api_key_save,
+    tenant_member_add,
+    tenant_member_remove,
     tenant_save,
     tenant_suspend,
 )
@@ -82,6 +84,20 @@ class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return admin_is_operator(request) or admin_tenant_of(request) is not None
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Members through the services, so adding or removing a tenant admin is audited."""
+        if formset.model is not TenantMember:
+            super().save_formset(request, form, formset, change)
+            return
+        members = formset.save(commit=False)
+        for member in formset.deleted_objects:
+            tenant_member_remove(member=member)
+        for member in members:
+            if member.pk is None:
+                tenant_member_add(tenant=form.instance, member=member)
+            else:
+                member.save()
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if admin_is_operator(request):

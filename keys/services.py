@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from keys.audit import audit_changes, audit_record, audit_snapshot
 from keys.cache import key_cache_invalidate
-from keys.models import ApiKey, SpendPeriod, Tenant
+from keys.models import ApiKey, SpendPeriod, Tenant, TenantMember
 from keys.tokens import token_display_prefix, token_generate, token_hash
 
 # What the audit log records of a key and a tenant (never the hash).
@@ -218,3 +218,28 @@ def api_keys_invalidate_cached(*, keys: Iterable[ApiKey]) -> None:
     """Call after any change to keys (or their tenant) so workers see it on the next request."""
     hashes = [k.key_hash for k in keys]
     transaction.on_commit(lambda: key_cache_invalidate(hashes))
+
+
+@transaction.atomic
+def tenant_member_add(*, tenant: Tenant, member: TenantMember) -> TenantMember:
+    """Make a staff user an admin of `tenant` (the admin's members inline)."""
+    member.tenant = tenant
+    member.save()
+    audit_record(
+        action="tenant.member_add",
+        target=tenant,
+        tenant_id=tenant.pk,
+        after={"member": member.user.get_username()},
+    )
+    return member
+
+
+@transaction.atomic
+def tenant_member_remove(*, member: TenantMember) -> None:
+    audit_record(
+        action="tenant.member_remove",
+        target=member.tenant,
+        tenant_id=member.tenant_id,
+        before={"member": member.user.get_username()},
+    )
+    member.delete()

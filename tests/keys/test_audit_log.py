@@ -141,3 +141,24 @@ def test_tenant_admins_read_only_their_tenants_entries_and_nobody_edits_them(
         AuditEntry.objects.filter(pk=acme_entry.pk).update(actor="someone else")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEntry.objects.filter(pk=acme_entry.pk).delete()
+
+
+def test_adding_a_tenant_admin_in_the_tenant_page_is_audited(
+    transactional_db: None, tenant_acme: Tenant
+) -> None:
+    from django.contrib.auth.models import User
+
+    role_user("olga", "operator-pass-1", PLATFORM_OPERATOR_GROUP)
+    newcomer = User.objects.create_user("nina", password="nina-pass-1", is_staff=True)
+    operator = logged_in("olga", "operator-pass-1")
+    response = operator.post(
+        f"/admin/keys/tenant/{tenant_acme.pk}/change/",
+        data={
+            "name": "acme", "spend_cap_period": "monthly",
+            "members-TOTAL_FORMS": "1", "members-INITIAL_FORMS": "0",
+            "members-0-user": str(newcomer.pk), "members-0-tenant": str(tenant_acme.pk),
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (added,) = entries("tenant.member_add")
+    assert (added.actor, added.tenant_id, added.after) == ("olga", tenant_acme.pk, {"member": "nina"})
