@@ -9,6 +9,7 @@ import httpx
 import pytest
 from django.contrib.auth.models import User
 
+from keys.services import CreatedKey
 from tests.support.browser import admin_browser, in_browser_thread
 from tests.support.gateway import GatewayServer
 
@@ -39,11 +40,16 @@ def test_hashed_static_files_are_compressed_and_cached_for_a_year(gateway: Gatew
 
 
 @pytest.mark.browser
-def test_every_admin_page_a_superuser_opens_is_styled_with_no_broken_asset(
-    admin_gateway: GatewayServer,
+def test_every_admin_page_an_operator_opens_is_styled_with_no_broken_asset(
+    admin_gateway: GatewayServer, acme_key: CreatedKey
 ) -> None:
     User.objects.create_superuser("olga-operator", password="operator-pass-1")
+    key = acme_key.api_key
     pages = {
+        "operator-tenant-page": f"/admin/keys/tenant/{key.tenant_id}/change/",
+        "operator-key-page": f"/admin/keys/apikey/{key.pk}/change/",
+        "operator-audit-log": "/admin/keys/auditentry/",
+        "operator-users": "/admin/auth/user/",
         "operator-index": "/admin/",
         "operator-tenants": "/admin/keys/tenant/",
         "operator-tenant-add": "/admin/keys/tenant/add/",
