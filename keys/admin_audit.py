@@ -38,6 +38,21 @@ def _json(value: Any, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
+def change_summary(entry: AuditEntry) -> str:
+    """One line for the list: `rpm: null → 120; hard_cap: false → true`, cut at LIST_VALUE_CHARS."""
+    before, after = entry.before or {}, entry.after or {}
+    parts = []
+    for name in sorted(set(before) | set(after)):
+        if name in before and name in after:
+            parts.append(f"{name}: {_json(before[name], 40)} → {_json(after[name], 40)}")
+        elif name in after:
+            parts.append(f"{name}={_json(after[name], 40)}")
+        else:
+            parts.append(f"{name} was {_json(before[name], 40)}")
+    text = "; ".join(parts) or "—"
+    return text if len(text) <= LIST_VALUE_CHARS else text[: LIST_VALUE_CHARS - 1] + "…"
+
+
 def change_table(entry: AuditEntry, limit: int | None = None) -> str:
     before, after = entry.before or {}, entry.after or {}
     names = sorted(set(before) | set(after))
@@ -68,6 +83,9 @@ class AuditEntryAdmin(TenantScopedAdminMixin):
               "change_full")  # fmt: skip
     readonly_fields = fields
 
+    class Media:
+        css = {"all": ["mesh/admin.css"]}
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -77,9 +95,9 @@ class AuditEntryAdmin(TenantScopedAdminMixin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="before → after")
+    @admin.display(description="change")
     def change(self, entry: AuditEntry) -> str:
-        return change_table(entry, LIST_VALUE_CHARS)
+        return change_summary(entry)
 
     @admin.display(description="before → after")
     def change_full(self, entry: AuditEntry) -> str:
