@@ -73,7 +73,7 @@ def change_table(entry: AuditEntry, limit: int | None = None) -> str:
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(TenantScopedAdminMixin):
-    list_display = ["created_at", "actor", "source", "action", "tenant", "target_repr", "change"]
+    list_display = ["created_at", "action", "target_repr", "change", "actor", "source", "tenant"]
     list_filter = [AuditTenantFilter, "source", "action"]
     search_fields = ["=target_id", "actor", "target_repr"]
     search_help_text = "Actor, target name, or an exact target id."
