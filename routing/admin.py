@@ -36,10 +36,12 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "Prices (USD per million tokens)",
             {
                 "fields": [
-                    "input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd",
+                    "input_per_mtok_usd",
+                    "output_per_mtok_usd",
+                    "cached_input_per_mtok_usd",
                     "cache_write_per_mtok_usd",
                 ]
-            },  # fmt: skip
+            },
         ),
         ("Limits", {"fields": ["context_window", "max_output_tokens", "reasoning"]}),
     ]

@@ -13,7 +13,7 @@ CATALOG_AUDITED = (
     "cached_input_per_mtok_usd", "cache_write_per_mtok_usd", "context_window", "max_output_tokens",
     "reasoning", "enabled",
 )  # fmt: skip
-PRICES = {"input_per_mtok_usd", "output_per_mtok_usd", "cached_input_per_mtok_usd", "cache_write_per_mtok_usd"}
+PRICES = {name for name in CATALOG_AUDITED if name.endswith("_per_mtok_usd")}
 
 
 @transaction.atomic
