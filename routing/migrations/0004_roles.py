@@ -17,7 +17,7 @@ def create_roles(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("routing", "0002_seed_catalog"),
+        ("routing", "0003_provider_prices"),
         ("keys", "0003_audit_roles_ceilings"),
         ("templates_app", "0001_initial"),
         ("usage", "0005_event_provisional"),
