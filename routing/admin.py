@@ -12,11 +12,11 @@ from django.http import HttpRequest
 from routing.catalog_services import catalog_model_delete, catalog_model_save
 from routing.models import CatalogModel, Provider
 from routing.providers.registry import provider_is_configured
-from usage.money import usd
+from usage.money import usd_rate
 
 
 def _per_million(value: Decimal | None) -> str:
-    return f"{usd(value)} / 1M tokens" if value is not None else "—"
+    return usd_rate(value) if value is not None else "—"
 
 
 @admin.register(CatalogModel)
@@ -24,8 +24,8 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Prices are USD per million tokens; the changelist says which providers have an API key now."""
 
     list_display = [
-        "model_id", "provider", "configured", "upstream_name", "input_price", "output_price", "cached_price",
-        "context_window", "enabled",
+        "model_id", "provider", "configured", "input_price", "output_price", "cached_price", "context_window",
+        "enabled",
     ]  # fmt: skip
     list_filter = ["provider", "enabled"]
     search_fields = ["model_id", "upstream_name"]  # also the key form's model search
@@ -46,19 +46,19 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ("Limits", {"fields": ["context_window", "max_output_tokens", "reasoning"]}),
     ]
 
-    @admin.display(description="provider configured", boolean=True)
+    @admin.display(description="configured", boolean=True)
     def configured(self, obj: CatalogModel) -> bool:
         return provider_is_configured(obj.provider)
 
-    @admin.display(description="input", ordering="input_per_mtok_usd")
+    @admin.display(description="input $/1M tok", ordering="input_per_mtok_usd")
     def input_price(self, obj: CatalogModel) -> str:
         return _per_million(obj.input_per_mtok_usd)
 
-    @admin.display(description="output", ordering="output_per_mtok_usd")
+    @admin.display(description="output $/1M tok", ordering="output_per_mtok_usd")
     def output_price(self, obj: CatalogModel) -> str:
         return _per_million(obj.output_per_mtok_usd)
 
-    @admin.display(description="cached input")
+    @admin.display(description="cached $/1M tok")
     def cached_price(self, obj: CatalogModel) -> str:
         if obj.cached_input_per_mtok_usd is None:
             return "= input"

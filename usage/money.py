@@ -38,3 +38,11 @@ def share(part: Decimal, whole: Decimal) -> str:
     if not whole:
         return "—"
     return f"{(Decimal(part) * 100 / Decimal(whole)).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+
+
+def usd_rate(value: Decimal) -> str:
+    """A price as written on a price list: at least cents, never trailing zeros past them ($0.80,
+    $0.075, $2.50)."""
+    exact = Decimal(value).normalize()
+    decimals = max(2, -int(exact.as_tuple().exponent))
+    return f"${exact:,.{decimals}f}"

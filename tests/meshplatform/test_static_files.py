@@ -66,6 +66,10 @@ def test_every_admin_page_an_operator_opens_is_styled_with_no_broken_asset(
         with admin_browser(admin_gateway.base_url) as browser:
             browser.login("olga-operator", "operator-pass-1")
             for name, path in pages.items():
-                browser.visit(path, name)
+                page = browser.visit(path, name)
+                if name == "operator-catalog":
+                    text = page.inner_text("#content")
+                    assert "Providers configured now" in text and "OpenAI ✓" in text
+                    assert "INPUT $/1M TOK" in text.upper() and "$2.50" in text  # gpt-4o's input price
 
     in_browser_thread(browse)
