@@ -40,7 +40,7 @@ SELECT 'bench_' || %(batch)s || '_' || n, k.tenant_id, k.id,
        200 + n %% 1500, CASE WHEN n %% 50 = 0 THEN 502 ELSE 200 END,
        CASE WHEN n %% 50 = 0 THEN 'upstream_error' ELSE '' END, n %% 3 = 0, false, false,
        now() - ((n %% ({DAYS} * 86400)) || ' seconds')::interval
-FROM generate_series(%(start)s, %(stop)s) AS n
+FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS n
 JOIN (SELECT id, tenant_id, row_number() OVER (ORDER BY id) - 1 AS i FROM {ApiKey._meta.db_table}
       WHERE name LIKE 'bench-%%') k ON k.i = n %% %(keys)s
 JOIN (SELECT model, ordinality - 1 AS i FROM unnest(%(models)s::text[]) WITH ORDINALITY model) m
