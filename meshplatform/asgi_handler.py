@@ -59,6 +59,8 @@ class MeshASGIHandler(ThreadFreeASGIHandler):
 
     async def read_limited_body(self, scope: Scope, receive: Any) -> IO[bytes]:
         limit: int = settings.MESH_MAX_BODY_BYTES
+        if scope.get("path") == "/v1/files":  # uploads: the file limit plus multipart framing
+            limit = settings.MESH_FILES_MAX_BYTES + 64 * 1024
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")

@@ -28,6 +28,7 @@ class ChatCompletionRequest(ChatParameters):
     modality: Literal["text", "image"] | None = None
     image: dict[str, Any] | None = None
     async_mode: bool = False
+    webhook_url: str | None = Field(default=None, max_length=2000)
     modalities: list[Literal["text", "audio"]] | None = None
     audio: dict[str, Any] | None = None
     timeout: float | None = Field(default=None, gt=0, le=3600)
@@ -59,7 +60,9 @@ class ChatCompletionRequest(ChatParameters):
 
 # Fields that are Mesh's own and never reach an upstream (`transforms` is left to the adapter:
 # OpenRouter applies it itself, Mesh applies it for the others).
-MESH_ONLY_FIELDS = frozenset({"template", "variables", "session_id", "models", "async_mode", "timeout"})
+MESH_ONLY_FIELDS = frozenset(
+    {"template", "variables", "session_id", "models", "async_mode", "webhook_url", "timeout"}
+)
 
 
 def _detail(error: Any) -> ValidationDetail:

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "templates_app",
     "usage",
     "routing",
+    "jobs",
 ]
 
 # Only async-native middleware runs on every request. Django's browser middleware
@@ -113,6 +114,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Redis broker: an unacknowledged task (acks late) is redelivered after this many seconds; the
+# jobs' own leases keep a redelivered task from running work twice, so it only bounds recovery.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.float("MESH_CELERY_VISIBILITY_TIMEOUT_S", default=3600.0)
+    }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -148,6 +155,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Keys' last-use times live in Redis on the hot path; this writes them to the database.
     "keys-flush-last-used": {"task": "keys.flush_last_used", "schedule": 60.0},
+    # Async jobs and batches no live run holds are enqueued again; results past retention expire.
+    "jobs-sweep": {
+        "task": "jobs.sweep",
+        "schedule": env.float("MESH_JOBS_SWEEP_INTERVAL_S", default=30.0),
+        "options": {"expires": 60.0},
+    },
     # Heals spend counters after a Redis flush or outage (raises them to the ledger's totals).
     "usage-spend-counters-rebuild": {"task": "usage.spend_counters_rebuild", "schedule": 300.0},
 }
@@ -272,3 +285,29 @@ MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", defau
 # The admin's middleware is present, inside RequestScopeMiddleware (see MIDDLEWARE above).
 # axes.W002 likewise: AxesMiddleware is in BROWSER_MIDDLEWARE, so it never runs on /v1.
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "axes.W002"]
+
+# Async jobs, Files and Batches (the jobs app).
+MESH_JOB_RETENTION_S = env.int("MESH_JOB_RETENTION_S", default=7 * 24 * 3600)
+# A running job or batch renews a lease this long; a dead worker's work is taken over after it.
+MESH_JOB_LEASE_S = env.float("MESH_JOB_LEASE_S", default=60.0)
+MESH_BATCH_CONCURRENCY_PER_TENANT = env.int("MESH_BATCH_CONCURRENCY_PER_TENANT", default=8)
+MESH_BATCH_MAX_LINES = env.int("MESH_BATCH_MAX_LINES", default=50_000)
+MESH_FILES_MAX_BYTES = env.int("MESH_FILES_MAX_BYTES", default=200 * 1024 * 1024)
+# Where uploaded and result files live: Django's storage API. Default: local disk under
+# MESH_FILES_ROOT; any backend by dotted path + JSON options, e.g. django-storages' S3:
+# MESH_FILES_STORAGE_BACKEND=storages.backends.s3.S3Storage
+# MESH_FILES_STORAGE_OPTIONS='{"bucket_name": "mesh-files", "endpoint_url": "https://…"}'
+STORAGES["mesh_files"] = {
+    "BACKEND": env.str("MESH_FILES_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env.json(
+        "MESH_FILES_STORAGE_OPTIONS",
+        default={"location": env.str("MESH_FILES_ROOT", default=str(BASE_DIR / ".run" / "files"))},
+    ),
+}
+# Webhooks: https only, to public addresses; http and loopback targets only where this is on
+# (tests and dev). Tries back off exponentially from MESH_WEBHOOK_BACKOFF_S.
+MESH_WEBHOOK_ALLOW_LOOPBACK = env.bool("MESH_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+MESH_WEBHOOK_TIMEOUT_S = env.float("MESH_WEBHOOK_TIMEOUT_S", default=10.0)
+MESH_WEBHOOK_MAX_ATTEMPTS = env.int("MESH_WEBHOOK_MAX_ATTEMPTS", default=8)
+MESH_WEBHOOK_BACKOFF_S = env.float("MESH_WEBHOOK_BACKOFF_S", default=2.0)
+MESH_WEBHOOK_MAX_BACKOFF_S = env.float("MESH_WEBHOOK_MAX_BACKOFF_S", default=600.0)

@@ -1,0 +1,1 @@
+"""Writes of the jobs app: jobs, files, batches (one module each)."""
