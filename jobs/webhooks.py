@@ -71,8 +71,11 @@ def webhook_url_validate(url: str) -> str:
     if port == 0:
         raise BadRequest("webhook_url has an invalid port.", param="webhook_url")
     literal = _literal(host)
-    if literal is not None:
-        _check_address(literal)  # a literal address can be refused right away
+    if literal is not None:  # a literal address can be refused right away
+        try:
+            _check_address(literal)
+        except WebhookRefused as refusal:
+            raise BadRequest(f"webhook_url: {refusal}.", param="webhook_url") from None
     if parts.scheme == "http" and not (_loopback_allowed() and _is_loopback_name(host, literal)):
         raise BadRequest(
             "webhook_url must be an https:// URL (http is accepted only for loopback in development).",
