@@ -166,10 +166,24 @@ async def batch_execute(*, batch_id: str, run: CompletionRunner) -> str:
     batch = await db_call(batch_claim)(batch_id=batch_id)
     if batch is None:
         return "skipped"
+    lease = asyncio.ensure_future(_renew_lease(batch))  # through expansion, lines and finalizing
     try:
         return await _carry(batch, run)
     finally:
+        lease.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lease
         await db_call(batch_release)(batch_id=batch.id, run=batch.runs)
+
+
+async def _renew_lease(batch: Batch) -> None:
+    interval = max(settings.MESH_JOB_LEASE_S / 3, 0.2)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await db_call(batch_lease_renew)(batch_id=batch.id, run=batch.runs)
+        except Exception:  # the database blinked: try again next time
+            logger.exception("could not renew the lease of batch %s", batch.id)
 
 
 async def _carry(batch: Batch, run: CompletionRunner) -> str:

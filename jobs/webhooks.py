@@ -125,7 +125,7 @@ def webhook_target_resolve(url: str) -> WebhookTarget:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise ConnectionError(f"cannot resolve {host}: {error}") from error
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
         raise ConnectionError(f"{host} resolves to no address")
     for address in addresses:

@@ -4,26 +4,76 @@ with no HttpRequest. Jobs were admitted at submission; batch lines are admitted 
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import orjson
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from jobs.types import CompletionOutcome, CompletionWork
 from keys.limits import rate_limit_check
 from keys.spend import spend_add, spend_cap_check
 from meshplatform.errors import BadRequest, GatewayError, RateLimited
+from meshplatform.redis import get_redis
 from routing.catalog import catalog_current
 from routing.pipeline import expand_template, ledger_entry, reserve_worst_case, served, upstream_body
 from routing.resolve import candidates_resolve, model_requested
 from routing.schema import parse_chat_request
 from routing.upstream import complete_with_fallback
 from usage.recording import usage_record
-from usage.types import UsageEventData
+from usage.types import TokenUsage, UsageEventData
+
+OUTCOME_TTL_S = 3 * 24 * 3600
+
+
+def outcome_name(request_id: str) -> str:
+    return f"{{mesh:jobs}}:outcome:{request_id}"
 
 
 async def completion_run(work: CompletionWork) -> CompletionOutcome:
-    """What a synchronous client would have got, as a status and a body."""
+    """What a synchronous client would have got, as a status and a body; run at most once per
+    request id: a run taken over after its worker died between billing and storing the outcome
+    finds the outcome here instead of calling (and billing) the upstream again."""
+    done = await _outcome_get(work.request_id)
+    if done is not None:
+        return done
+    outcome = await _completion_run(work)
+    if outcome.status_code != 429:  # a rate-limited line was no request yet: it runs later
+        await _outcome_put(work.request_id, outcome)
+    return outcome
+
+
+async def _outcome_get(request_id: str) -> CompletionOutcome | None:
+    try:
+        raw = await get_redis().get(outcome_name(request_id))
+    except (RedisError, OSError):
+        return None
+    if raw is None:
+        return None
+    data = orjson.loads(raw)
+    return CompletionOutcome(
+        status_code=data["status_code"], body=data["body"], usage=TokenUsage(**data["usage"])
+    )
+
+
+async def _outcome_put(request_id: str, outcome: CompletionOutcome) -> None:
+    usage = outcome.usage
+    data = {
+        "status_code": outcome.status_code,
+        "body": outcome.body,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+        },
+    }
+    # Without Redis the ledger still keeps the event once; only a take-over would call again.
+    with contextlib.suppress(RedisError, OSError):
+        await get_redis().set(outcome_name(request_id), orjson.dumps(data), ex=OUTCOME_TTL_S)
+
+
+async def _completion_run(work: CompletionWork) -> CompletionOutcome:
     key = work.key
     if not work.admitted:
         try:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobs.openapi import MODELS as JOBS_MODELS
+from jobs.openapi import jobs_paths
 from meshplatform.chat_schema import ChatMessage
 from routing.schema import ChatCompletionRequest
 
@@ -156,6 +158,7 @@ ERROR_STATUSES = {
     "402": "The key's or tenant's spend cap has been reached.",
     "403": "The key is revoked, expired or inactive, the tenant is suspended, or the model is not allowed.",
     "404": "Unknown model or template.",
+    "409": "The object is already finished (jobs, batches) or still in use (files).",
     "413": "The body exceeds the configured size.",
     "415": "The body is not application/json.",
     "422": "The body violates the schema (details list each violation).",
@@ -175,6 +178,7 @@ def _schemas() -> dict[str, Any]:
         ChatCompletionChunk,
         ErrorEnvelope,
         ModelList,
+        *JOBS_MODELS,
     ):
         schema = model.model_json_schema(ref_template=REF, mode="serialization")
         components.update(schema.pop("$defs", {}))
@@ -195,7 +199,8 @@ def _proxy_paths() -> dict[str, Any]:
                 "summary": "Create a chat completion (OpenAI-compatible)",
                 "description": (
                     "Mesh extensions: `template` + `variables` expand a stored prompt template, "
-                    "`session_id` groups usage, `models` lists fallbacks. Unknown fields are forwarded "
+                    "`session_id` groups usage, `models` lists fallbacks, `async_mode` answers 202 with a "
+                    "`ChatCompletionJob` (optional `webhook_url`). Unknown fields are forwarded "
                     "to OpenAI-compatible upstreams. With `stream=true` the answer is Server-Sent Events "
                     "of `ChatCompletionChunk`, ending with `data: [DONE]`."
                 ),
@@ -217,6 +222,12 @@ def _proxy_paths() -> dict[str, Any]:
                             "text/event-stream": {
                                 "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}
                             },
+                        },
+                    },
+                    "202": {
+                        "description": "`async_mode=true`: the job, queued (poll GET /v1/jobs/{id}).",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionJob"}}
                         },
                     },
                     **_errors(),
@@ -245,7 +256,7 @@ def _proxy_paths() -> dict[str, Any]:
 
 def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the proxy's paths and schemas, bearer auth for everything."""
-    result["paths"] = {**_proxy_paths(), **result.get("paths", {})}
+    result["paths"] = {**_proxy_paths(), **jobs_paths(_errors()), **result.get("paths", {})}
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas())
     components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}

@@ -29,7 +29,14 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return _worker_loop().run_until_complete(coroutine)
+    """Run a task's coroutine, then what it left behind (a shielded ledger write of a cancelled
+    job), so nothing waits for the next task to run."""
+    loop = _worker_loop()
+    result = loop.run_until_complete(coroutine)
+    leftovers = asyncio.all_tasks(loop)
+    if leftovers:
+        loop.run_until_complete(asyncio.wait(leftovers, timeout=30))
+    return result
 
 
 @shared_task(name="routing.job_run", ignore_result=True, acks_late=True, reject_on_worker_lost=True)

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.ids import new_job_id
-from jobs.models import JOB_FINAL, Job, JobStatus, WebhookStatus
+from jobs.models import JOB_FINAL, Job, JobStatus, WebhookSecret, WebhookStatus
 from keys.types import ResolvedKey
 from meshplatform.errors import Conflict
 
@@ -30,6 +30,8 @@ def job_submit(
     webhook_url: str | None,
 ) -> Job:
     """Store an admitted request as a queued job; the run is enqueued once the row is committed."""
+    if webhook_url:
+        WebhookSecret.objects.get_or_create(tenant_id=key.tenant_id)  # in admin before the first call
     job = Job.objects.create(
         id=new_job_id(),
         tenant_id=key.tenant_id,

@@ -6,7 +6,7 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.models import Job, WebhookSecret, WebhookStatus
+from jobs.models import Job, WebhookSecret, WebhookStatus, new_webhook_secret
 from jobs.serializers import job_object
 from jobs.webhooks import WebhookRefused, webhook_send
 
@@ -14,6 +14,12 @@ from jobs.webhooks import WebhookRefused, webhook_send
 def webhook_secret_of(*, tenant_id: int) -> str:
     secret, _ = WebhookSecret.objects.get_or_create(tenant_id=tenant_id)
     return secret.secret
+
+
+def webhook_secret_rotate(*, secret: WebhookSecret) -> WebhookSecret:
+    secret.secret = new_webhook_secret()
+    secret.save(update_fields=["secret"])
+    return secret
 
 
 def job_webhook_attempt(*, job_id: str) -> float | None:

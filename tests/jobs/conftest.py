@@ -63,3 +63,50 @@ def globex_http(api_url: str, globex_key: CreatedKey) -> Iterator[httpx.Client]:
         base_url=api_url, headers={"Authorization": f"Bearer {globex_key.plaintext}"}, timeout=30
     ) as client:
         yield client
+
+
+class WebhookReceiver:
+    """An HTTP server on loopback that records each delivery and answers from a script of statuses."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        import http.server
+        import threading
+
+        self.statuses = list(statuses)
+        self.deliveries: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.deliveries.append({"headers": dict(self.headers), "body": body, "path": self.path})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/mesh"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Callable[[list[int]], WebhookReceiver]]:
+    receivers: list[WebhookReceiver] = []
+
+    def start(statuses: list[int]) -> WebhookReceiver:
+        receiver = WebhookReceiver(statuses)
+        receivers.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in receivers:
+        receiver.close()

@@ -134,9 +134,9 @@ def test_upstream_5xx_is_one_event_listing_every_fallback_attempt(acme_http: htt
     [
         (chat_body(model="openai/no-such-model"), 404, "model_not_found"),
         (chat_body(messages=[]), 422, "validation_error"),
-        (chat_body(async_mode=True), 422, "validation_error"),
+        (chat_body(async_mode=True, stream=True), 422, "validation_error"),
     ],
-    ids=["unknown-model", "empty-messages", "async-mode"],
+    ids=["unknown-model", "empty-messages", "async-mode-with-stream"],
 )
 def test_client_errors_after_authentication_are_one_event_each(
     acme_http: httpx.Client, acme_key: CreatedKey, body: dict[str, object], status: int, code: str
