@@ -52,7 +52,7 @@ class Job(models.Model):
     # Crash safety: a run holds a lease it renews; a lapsed lease lets another worker take over.
     attempts = models.PositiveIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
-    webhook_url = models.URLField(max_length=2000, blank=True)
+    webhook_url = models.CharField(max_length=2000, blank=True)
     webhook_status = models.CharField(
         max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.NONE
     )

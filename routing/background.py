@@ -87,12 +87,14 @@ async def _completion_run(work: CompletionWork) -> CompletionOutcome:
             )
         except GatewayError as error:
             return _failed(error, work)
+    given = work.body.get("session_id")
     event = UsageEventData(
         request_id=work.request_id,
         tenant_id=key.tenant_id,
         key_id=key.key_id,
         model_requested="",
         started_at=time.time(),
+        session_id=given if isinstance(given, str) else work.default_session_id,  # also if it is refused
     )
     try:
         async with ledger_entry(event, key) as ledger:

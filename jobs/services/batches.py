@@ -171,10 +171,12 @@ def batch_expand(*, batch: Batch) -> Batch:
         total = BatchLine.objects.filter(batch=batch).count()
         if total == 0:
             transaction.set_rollback(True)
-            return _validation_failed(batch, "The input file holds no request line.")
-        Batch.objects.filter(id=batch.id, status=BatchStatus.VALIDATING).update(
-            status=BatchStatus.IN_PROGRESS, in_progress_at=now, total=total, completed=0, failed=failed
-        )
+        else:
+            Batch.objects.filter(id=batch.id, status=BatchStatus.VALIDATING).update(
+                status=BatchStatus.IN_PROGRESS, in_progress_at=now, total=total, completed=0, failed=failed
+            )
+    if total == 0:
+        return _validation_failed(batch, "The input file holds no request line.")
     batch.refresh_from_db()
     return batch
 

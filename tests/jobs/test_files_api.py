@@ -41,7 +41,9 @@ def test_upload_list_retrieve_download_delete_with_the_sdk(acme_openai: Any, gat
 
 def test_a_large_upload_is_streamed_to_storage(acme_http: httpx.Client) -> None:
     """~6 MiB (past Django's in-memory upload size): spooled to disk, then stored in chunks."""
-    line = b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}\n'
+    line = b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {"x": "%s"}}\n' % (
+        b"y" * 2000
+    )
     data = line * (6 * 1024 * 1024 // len(line))
     response = acme_http.post("/files", data={"purpose": "batch"}, files={"file": ("big.jsonl", data)})
     assert response.status_code == 200, response.text
