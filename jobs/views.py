@@ -88,7 +88,7 @@ def _file_content(request: HttpRequest, key: ResolvedKey, file_id: str) -> HttpR
     stored = file_get(tenant_id=key.tenant_id, file_id=file_id)
     response = StreamingHttpResponse(_file_chunks(file_open(stored=stored)), content_type="application/jsonl")
     response["Content-Length"] = str(stored.bytes)
-    response["Content-Disposition"] = content_disposition_header(True, stored.filename)
+    response["Content-Disposition"] = content_disposition_header(True, stored.filename) or "attachment"
     return response
 
 

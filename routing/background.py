@@ -1,28 +1,23 @@
-"""The pipeline off the request path: a job or a batch line runs the same steps as
-POST /v1/chat/completions (limits, caps, template, model, fallback, billing, one usage event),
-with no HttpRequest. Jobs were admitted at submission; batch lines are admitted here."""
+"""The pipeline off the request path: a job or a batch line runs `routing.pipeline.chat_completion`,
+the same call as POST /v1/chat/completions (limits, caps, template, model, fallback, billing,
+one usage event), with no HttpRequest. Jobs were admitted at submission; batch lines here."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 
 import orjson
-from django.conf import settings
 from redis.exceptions import RedisError
 
 from jobs.types import CompletionOutcome, CompletionWork
-from keys.limits import rate_limit_check
-from keys.spend import spend_add, spend_cap_check
-from meshplatform.errors import BadRequest, GatewayError, RateLimited
+from keys.auth import Admission
+from keys.limits import UNLIMITED, rate_limit_check
+from meshplatform.errors import BadRequest, Forbidden, GatewayError, RateLimited
 from meshplatform.redis import get_redis
-from routing.catalog import catalog_current
-from routing.pipeline import expand_template, ledger_entry, reserve_worst_case, served, upstream_body
-from routing.resolve import candidates_resolve, model_requested
-from routing.schema import parse_chat_request
-from routing.upstream import complete_with_fallback
-from usage.recording import usage_record
-from usage.types import TokenUsage, UsageEventData
+from routing.pipeline import ChatCompletionResult, chat_completion, chat_refused
+from routing.schema import ChatCompletionRequest, validate_chat_request
+from usage.ledger import LedgerEntry
+from usage.types import TokenUsage
 
 OUTCOME_TTL_S = 3 * 24 * 3600
 
@@ -42,6 +37,80 @@ async def completion_run(work: CompletionWork) -> CompletionOutcome:
     if outcome.status_code != 429:  # a rate-limited line was no request yet: it runs later
         await _outcome_put(work.request_id, outcome)
     return outcome
+
+
+async def _completion_run(work: CompletionWork) -> CompletionOutcome:
+    if not work.admitted:
+        try:
+            work.key.ensure_usable()  # a batch line of a key revoked since: refused and recorded
+        except Forbidden as refusal:
+            return await _refused(Admission(key=work.key, limits=UNLIMITED), work, refusal)
+    try:
+        admission = await _admission(work)
+    except RateLimited as refusal:  # not yet a request: the batch waits for the window
+        return CompletionOutcome(
+            status_code=429,
+            body=dict(refusal.envelope(work.request_id)),
+            retry_after_s=float(refusal.retry_after_seconds or 1),
+        )
+    try:
+        chat = _chat_of(work)
+    except GatewayError as error:
+        return await _refused(admission, work, error)
+    try:
+        result = await chat_completion(
+            admission=admission, chat=chat, request_id=work.request_id, accepted=work.admitted
+        )
+    except GatewayError as error:
+        return _failed(error, work)
+    assert isinstance(result, ChatCompletionResult)  # no stream, no async_mode: refused above
+    return CompletionOutcome(status_code=200, body=result.payload, usage=result.usage)
+
+
+async def _admission(work: CompletionWork) -> Admission:
+    """A job was counted at submission; a batch line counts against the key's RPM/RPD now."""
+    if work.admitted:
+        return Admission(key=work.key, limits=UNLIMITED)
+    return Admission(key=work.key, limits=await rate_limit_check(key=work.key, key_hash=work.key_hash))
+
+
+async def _refused(admission: Admission, work: CompletionWork, error: GatewayError) -> CompletionOutcome:
+    """A line that is no valid request: recorded like the view records one (its one event)."""
+    try:
+        await chat_refused(
+            admission=admission, request_id=work.request_id, error=error, session_id=_session_of(work)
+        )
+    except GatewayError as recorded:
+        return _failed(recorded, work)
+
+
+def _session_of(work: CompletionWork) -> str | None:
+    given = work.body.get("session_id")
+    return given if isinstance(given, str) else work.default_session_id
+
+
+def _chat_of(work: CompletionWork) -> ChatCompletionRequest:
+    body = dict(work.body)
+    if work.default_session_id is not None and body.get("session_id") is None:
+        body["session_id"] = work.default_session_id  # a batch line is billed under its batch
+    chat = validate_chat_request(body)
+    if chat.stream or chat.async_mode:
+        raise BadRequest("stream and async_mode are not available in async jobs and batches.", param="stream")
+    return chat
+
+
+def _failed(error: GatewayError, work: CompletionWork) -> CompletionOutcome:
+    return CompletionOutcome(status_code=error.http_status, body=dict(error.envelope(work.request_id)))
+
+
+async def cancelled_job_record(work: CompletionWork) -> CompletionOutcome:
+    """A job cancelled before it ran: its one ledger entry (nothing billed), which also gives back
+    the hard-cap hold its submission took."""
+    entry = LedgerEntry(key=work.key, request_id=work.request_id, session_id=_session_of(work))
+    model = work.body.get("model")
+    entry.model_asked(model if isinstance(model, str) else "")
+    await entry.failed(status=499, code="job_cancelled", cancelled=True)
+    return CompletionOutcome(status_code=499, body={})
 
 
 async def _outcome_get(request_id: str) -> CompletionOutcome | None:
@@ -71,84 +140,3 @@ async def _outcome_put(request_id: str, outcome: CompletionOutcome) -> None:
     # Without Redis the ledger still keeps the event once; only a take-over would call again.
     with contextlib.suppress(RedisError, OSError):
         await get_redis().set(outcome_name(request_id), orjson.dumps(data), ex=OUTCOME_TTL_S)
-
-
-async def _completion_run(work: CompletionWork) -> CompletionOutcome:
-    key = work.key
-    if not work.admitted:
-        try:
-            key.ensure_usable()
-            await rate_limit_check(key=key, key_hash=work.key_hash)
-        except RateLimited as refusal:  # not yet a request: the batch waits for the window
-            return CompletionOutcome(
-                status_code=429,
-                body=dict(refusal.envelope(work.request_id)),
-                retry_after_s=float(refusal.retry_after_seconds or 1),
-            )
-        except GatewayError as error:
-            return _failed(error, work)
-    given = work.body.get("session_id")
-    event = UsageEventData(
-        request_id=work.request_id,
-        tenant_id=key.tenant_id,
-        key_id=key.key_id,
-        model_requested="",
-        started_at=time.time(),
-        session_id=given if isinstance(given, str) else work.default_session_id,  # also if it is refused
-    )
-    try:
-        async with ledger_entry(event, key) as ledger:
-            if not work.admitted:
-                await spend_cap_check(key=key)
-            raw_body = orjson.dumps(work.body)
-            chat, raw = parse_chat_request(raw_body)
-            if chat.stream:
-                raise BadRequest("stream is not available for async jobs and batches.", param="stream")
-            event.session_id = chat.session_id or work.default_session_id
-            template = await expand_template(chat.model_copy(update={"async_mode": False}), key, event)
-            event.model_requested = model_requested(
-                request_model=chat.model, template_model=template.model if template else None, key=key
-            )
-            candidates = candidates_resolve(
-                catalog=await catalog_current(),
-                model_id=event.model_requested,
-                fallbacks=chat.models,
-                key=key,
-            )
-            body = upstream_body(raw, chat, template)
-            timeout = chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
-            if not work.admitted:
-                await reserve_worst_case(event, key, candidates, body, timeout)
-            candidate, completion = await complete_with_fallback(
-                candidates, body, timeout=timeout, attempts=ledger.attempts
-            )
-            served(event, candidate, ledger.attempts, streamed=False)
-            event.tokens = completion.usage
-            event.cost_usd = candidate.entry.cost(completion.usage)
-            completion.payload["model"] = candidate.entry.model_id
-    except GatewayError as error:
-        return _failed(error, work)
-    return CompletionOutcome(status_code=200, body=completion.payload, usage=completion.usage)
-
-
-def _failed(error: GatewayError, work: CompletionWork) -> CompletionOutcome:
-    return CompletionOutcome(status_code=error.http_status, body=dict(error.envelope(work.request_id)))
-
-
-async def cancelled_job_record(work: CompletionWork) -> CompletionOutcome:
-    """A job cancelled before it ran: give back its hard-cap hold and write its one ledger entry."""
-    key = work.key
-    event = UsageEventData(
-        request_id=work.request_id,
-        tenant_id=key.tenant_id,
-        key_id=key.key_id,
-        model_requested=str(work.body.get("model") or ""),
-        started_at=time.time(),
-        session_id=work.body.get("session_id") if isinstance(work.body.get("session_id"), str) else None,
-        http_status=499,
-        error_code="job_cancelled",
-        cancelled=True,
-    )
-    await spend_add(key=key, cost_usd=event.cost_usd, at=event.started_at, request_id=work.request_id)
-    await usage_record(event=event)
-    return CompletionOutcome(status_code=499, body={})

@@ -172,14 +172,15 @@ ERROR_STATUSES = {
 
 def _schemas() -> dict[str, Any]:
     components: dict[str, Any] = {}
-    for model in (
+    models: tuple[type[BaseModel], ...] = (
         ChatCompletionRequest,
         ChatCompletionResponse,
         ChatCompletionChunk,
         ErrorEnvelope,
         ModelList,
         *JOBS_MODELS,
-    ):
+    )
+    for model in models:
         schema = model.model_json_schema(ref_template=REF, mode="serialization")
         components.update(schema.pop("$defs", {}))
         components[model.__name__] = schema

@@ -16,10 +16,14 @@ from typing import Any, NoReturn
 import orjson
 from django.conf import settings
 
+from jobs.serializers import JobObject, job_object
+from jobs.services.jobs import job_submit
+from jobs.webhooks import webhook_url_validate
 from keys.auth import Admission
 from keys.limits import RateLimitState
 from keys.spend import spend_cap_check, spend_reserve
-from meshplatform.errors import GatewayError
+from meshplatform.db import db_call
+from meshplatform.errors import BadRequest, GatewayError
 from routing.catalog import CatalogEntry, catalog_current
 from routing.relay import CompletionStream, prompt_tokens_estimate
 from routing.resolve import Candidate, candidates_resolve, model_requested
@@ -43,9 +47,23 @@ class ChatCompletionResult:
     rate_limits: RateLimitState
 
 
+@dataclass(frozen=True, slots=True)
+class ChatAccepted:
+    """An `async_mode` request that passed every check (a hard cap holds its worst case under
+    `request_id`): the queued job (`jobs.serializers.job_object`), run and billed by a worker."""
+
+    job: JobObject
+    rate_limits: RateLimitState
+
+
 async def chat_completion(
-    *, admission: Admission, chat: ChatCompletionRequest, request_id: str, timeout_s: float | None = None
-) -> ChatCompletionResult | CompletionStream:
+    *,
+    admission: Admission,
+    chat: ChatCompletionRequest,
+    request_id: str,
+    timeout_s: float | None = None,
+    accepted: bool = False,
+) -> ChatCompletionResult | CompletionStream | ChatAccepted:
     """Run `chat` for the admitted key: a `ChatCompletionResult`, or for `stream=True` an open
     `CompletionStream`; a refusal or failure is raised as a `GatewayError` (already recorded).
 
@@ -57,12 +75,17 @@ async def chat_completion(
     A stream must be consumed or closed by the caller, or its billing waits for the finaliser:
     `async with stream: async for chunk in stream.chunks(): ...` (the view sends `stream.sse()`).
     The stream is billed when it ends, or at `aclose()` for what the upstream produced so far.
+    `async_mode` requests come back as `ChatAccepted` after the same checks; `accepted=True` runs
+    such a job later (in a worker, under its submission's `request_id`): its spend cap was checked
+    and its worst case held at submission, so neither happens again (that hold is settled by this
+    run's billing; a second hold under the same id would never be released).
     """
     key = admission.key
     entry = LedgerEntry(key=key, request_id=request_id, session_id=chat.session_id)
     async with entry.guard():
         with _admitted(admission) as limits:
-            await spend_cap_check(key=key)
+            if not accepted:
+                await spend_cap_check(key=key)
             template = await _template(chat, entry)
             template_model = template.model if template is not None else None
             model_id = model_requested(request_model=chat.model, template_model=template_model, key=key)
@@ -73,7 +96,10 @@ async def chat_completion(
             )
             body = upstream_body(chat, template)
             timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
-            await _reserve_worst_case(entry, candidates, chat, template, body, timeout)
+            if not accepted:
+                await _reserve_worst_case(entry, candidates, chat, template, body, timeout)
+            if chat.async_mode and not accepted:
+                return ChatAccepted(job=await _job_submit(entry, chat), rate_limits=limits)
             if chat.stream:
                 return await _stream_open(entry, candidates, chat, body, timeout, limits)
             candidate, completion = await complete_with_fallback(
@@ -88,6 +114,28 @@ async def chat_completion(
                 request_id=request_id,
                 rate_limits=limits,
             )
+
+
+_submit = db_call(job_submit)
+JOB_ONLY_FIELDS = ("async_mode", "webhook_url")  # what the worker's run of the request leaves out
+
+
+async def _job_submit(entry: LedgerEntry, chat: ChatCompletionRequest) -> JobObject:
+    """Queue the admitted request; its one ledger entry is the worker run's (same request id)."""
+    if chat.stream:
+        raise BadRequest("async_mode cannot be combined with stream.", param="stream")
+    if chat.webhook_url is not None:
+        webhook_url_validate(chat.webhook_url)
+    job = await _submit(
+        key=entry.key,
+        request_id=entry.request_id,
+        model=entry.model_requested,
+        session_id=chat.session_id,
+        request={name: value for name, value in chat.raw.items() if name not in JOB_ONLY_FIELDS},
+        webhook_url=chat.webhook_url,
+    )
+    entry.handed_off()
+    return job_object(job)
 
 
 async def chat_refused(

@@ -17,7 +17,7 @@ from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType, 
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
 from routing.catalog import catalog_current
-from routing.pipeline import chat_completion, chat_refused
+from routing.pipeline import ChatAccepted, chat_completion, chat_refused
 from routing.providers.registry import provider_is_configured
 from routing.relay import CompletionStream
 from routing.schema import ChatCompletionRequest, parse_chat_request
@@ -56,6 +56,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     result = await chat_completion(admission=admission, chat=chat, request_id=request_id)
     if isinstance(result, CompletionStream):
         return sse_response(result)
+    if isinstance(result, ChatAccepted):  # async_mode: 202 and the queued job
+        response = json_response(dict(result.job), result.rate_limits)
+        response.status_code = 202
+        response["Location"] = f"/v1/jobs/{result.job['id']}"
+        return response
     return json_response(result.payload, result.rate_limits)
 
 
@@ -65,11 +70,6 @@ async def _chat_request(request: HttpRequest, admission: Admission, request_id: 
         chat = parse_chat_request(json_body(request))
     except GatewayError as error:
         await chat_refused(admission=admission, request_id=request_id, error=error)
-    if chat.async_mode:  # not served here (yet): refused like an invalid request
-        refusal = BadRequest("async_mode is not available on this deployment.", param="async_mode")
-        await chat_refused(
-            admission=admission, request_id=request_id, error=refusal, session_id=chat.session_id
-        )
     return chat
 
 

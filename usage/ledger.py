@@ -168,6 +168,11 @@ class LedgerEntry:
         )
         await self._final_record(event)
 
+    def handed_off(self) -> None:
+        """The request goes on elsewhere under the same request id (an async job, billed by its
+        worker run's own entry): this entry records nothing, and its guard does not either."""
+        self._final = True
+
     async def failed(self, *, status: int, code: str, cancelled: bool = False) -> None:
         """No answer: record the refusal or failure (nothing billed beyond releasing a hold)."""
         event = self._event(tokens=NO_TOKENS, cost=ZERO, status=status, error_code=code, cancelled=cancelled)
