@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from keys.scripts import RedisScript
 from meshplatform.redis import get_redis
+from meshplatform.redis_scripts import RedisScript
 
 # KEYS: the tenant's slots zset. ARGV: member, now, lease end, limit. 1 when the slot is taken.
 ACQUIRE = RedisScript(

@@ -16,7 +16,7 @@ def job_webhook_deliver(job_id: str) -> None:
     """One delivery try; the next one is scheduled with exponential backoff until it succeeds."""
     retry_in = job_webhook_attempt(job_id=job_id)
     if retry_in is not None:
-        job_webhook_deliver.apply_async(args=[job_id], countdown=retry_in)
+        job_webhook_deliver.apply_async(args=(job_id,), countdown=retry_in)
 
 
 @shared_task(name="jobs.sweep", ignore_result=True)

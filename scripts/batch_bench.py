@@ -118,7 +118,8 @@ def main() -> None:
             worker.stop()
         wall = time.monotonic() - started
         batch = Batch.objects.get(pk=batch.pk)
-        running = (batch.completed_at - batch.in_progress_at).total_seconds() if batch.completed_at else wall
+        finished, began = batch.completed_at, batch.in_progress_at
+        running = (finished - began).total_seconds() if finished and began else wall
         print(f"batch {batch.id}: {batch.status}, {batch.completed} completed, {batch.failed} failed")
         rate, wall_rate = args.lines / running, args.lines / wall
         print(f"lines/s: {rate:.1f} while in progress ({running:.1f}s), {wall_rate:.1f} wall")

@@ -120,7 +120,7 @@ def webhook_enqueue(*, job_id: str, countdown: float = 0) -> None:
     from jobs.tasks import job_webhook_deliver  # the task module imports these services
 
     if Job.objects.filter(id=job_id, webhook_status=WebhookStatus.PENDING).exists():
-        job_webhook_deliver.apply_async(args=[job_id], countdown=countdown)
+        job_webhook_deliver.apply_async(args=(job_id,), countdown=countdown)
 
 
 def job_cancel(*, tenant_id: int, job_id: str) -> Job:

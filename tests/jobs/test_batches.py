@@ -62,6 +62,11 @@ def wait_for_batch(client: Any, batch_id: str, timeout: float = 240) -> Any:
     )
 
 
+def completed_lines(client: Any, batch_id: str) -> int:
+    counts = client.batches.retrieve(batch_id).request_counts
+    return int(counts.completed) if counts is not None else 0
+
+
 def lines_of(client: Any, file_id: str | None) -> list[dict[str, Any]]:
     if file_id is None:
         return []
@@ -125,8 +130,9 @@ def test_500_line_batch_with_malformed_lines_and_upstream_faults(
 
     # Billing: one usage event per line that became a request, the batch id as session_id
     # unless the line gave one; the ledger's tokens are the output's.
-    events = wait_until(
-        lambda: (q := UsageEvent.objects.filter(tenant=tenant_acme)).count() == 501 - len(malformed) and q,
+    events = UsageEvent.objects.filter(tenant=tenant_acme)
+    wait_until(
+        lambda: events.count() == 501 - len(malformed),
         timeout=30,
         what="the batch's usage events",
     )
@@ -162,8 +168,9 @@ def test_a_line_refused_by_a_cap_lands_in_the_error_file_and_the_batch_goes_on(
     assert [line["custom_id"] for line in errors] == [f"c{i}" for i in range(4, 12)]
     assert {line["response"]["status_code"] for line in errors} == {402}
     assert all(line["response"]["body"]["error"]["code"] == "spend_limit_exceeded" for line in errors)
-    events = wait_until(
-        lambda: (q := UsageEvent.objects.filter(api_key_id=key.api_key.pk)).count() == 12 and q,
+    events = UsageEvent.objects.filter(api_key_id=key.api_key.pk)
+    wait_until(
+        lambda: events.count() == 12,
         what="12 events",
     )
     assert events.aggregate(s=Sum("cost_usd"))["s"] == 4 * Decimal("0.0000315")
@@ -183,11 +190,9 @@ def test_a_batch_survives_a_killed_worker_without_rerunning_or_rebilling_finishe
     batch = client.batches.create(
         input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    wait_until(
-        lambda: client.batches.retrieve(batch.id).request_counts.completed >= 15, timeout=60, what="15 lines"
-    )
+    wait_until(lambda: completed_lines(client, batch.id) >= 15, timeout=60, what="15 lines")
     first.kill()
-    killed_at = client.batches.retrieve(batch.id).request_counts.completed
+    killed_at = completed_lines(client, batch.id)
     assert killed_at < 60
 
     worker_factory(MESH_BATCH_CONCURRENCY_PER_TENANT="2")
@@ -200,9 +205,8 @@ def test_a_batch_survives_a_killed_worker_without_rerunning_or_rebilling_finishe
     assert Batch.objects.get(id=batch.id).runs >= 2
     upstream_calls = [r for r in simulator.requests() if r["path"].endswith("/chat/completions")]
     assert 60 <= len(upstream_calls) <= 62  # only the lines in flight at the kill ran twice
-    events = wait_until(
-        lambda: (q := UsageEvent.objects.filter(api_key_id=key.api_key.pk)).count() >= 60 and q, what="events"
-    )
+    events = UsageEvent.objects.filter(api_key_id=key.api_key.pk)
+    wait_until(lambda: events.count() >= 60, what="events")
     assert events.count() == 60 and events.filter(session_id=batch.id).count() == 60
     spent = events.aggregate(s=Sum("cost_usd"))["s"]
     assert key_counter(redis.Redis.from_url(settings.REDIS_URL), tenant_acme, key.api_key.pk) == nano(spent)
@@ -215,9 +219,7 @@ def test_cancel_a_batch_keeps_what_finished(api_url: str, acme_openai: Any, work
     batch = acme_openai.batches.create(
         input_file_id=upload(acme_openai, lines).id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    wait_until(
-        lambda: acme_openai.batches.retrieve(batch.id).request_counts.completed >= 2, timeout=30, what="2"
-    )
+    wait_until(lambda: completed_lines(acme_openai, batch.id) >= 2, timeout=30, what="2")
     with pytest.raises(openai.ConflictError):  # an unfinished batch's input file cannot be deleted
         acme_openai.files.delete(batch.input_file_id)
     cancelling = acme_openai.batches.cancel(batch.id)
