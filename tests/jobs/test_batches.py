@@ -315,3 +315,31 @@ def test_batch_list_pages(acme_openai: Any, gateway: Any) -> None:
     assert [b.id for b in page.data] == ids[::-1][:2] and page.has_more
     assert [b.id for b in page.get_next_page().data] == ids[:1]
     assert [b.id for b in acme_openai.batches.list(limit=2)] == ids[::-1]  # auto-paging
+
+
+def test_a_tenants_lines_run_at_most_the_configured_number_at_once_across_workers(
+    acme_openai: Any, worker_factory: Any
+) -> None:
+    """Two workers run two batches of one tenant at the same time, MESH_BATCH_CONCURRENCY_PER_TENANT=2:
+    12 lines of 0.5 s need at least 6 rounds (3 s); two per worker at once would take 1.5 s."""
+    for _ in range(2):
+        worker_factory(MESH_BATCH_CONCURRENCY_PER_TENANT="2")
+    lines = [request_line(f"p{i}", mock={"delay_s": 0.5}) for i in range(6)]
+    file_id = upload(acme_openai, lines).id
+    ids = [
+        acme_openai.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        ).id
+        for _ in range(2)
+    ]
+    for batch_id in ids:
+        assert wait_for_batch(acme_openai, batch_id).status == "completed"
+    runs = list(Batch.objects.filter(id__in=ids))
+    assert all(b.completed == 6 for b in runs)
+    started = max(b.in_progress_at for b in runs if b.in_progress_at)
+    first_done = min(b.completed_at for b in runs if b.completed_at)
+    assert started < first_done  # both ran at the same time, one per worker
+    span = max(b.completed_at for b in runs if b.completed_at) - min(
+        b.in_progress_at for b in runs if b.in_progress_at
+    )
+    assert span.total_seconds() >= 6 * 0.5
