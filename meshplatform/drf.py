@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import Http404
 from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from meshplatform.errors import (
@@ -17,7 +18,18 @@ from meshplatform.errors import (
     Unauthorized,
     ValidationDetail,
 )
+from meshplatform.json_input import JsonLimits, json_loads_bounded
 from meshplatform.request_ids import request_id_of
+
+
+class BoundedJSONParser(JSONParser):  # type: ignore[misc]
+    """DRF's JSON parser on the gateway's one bounded parse (depth, items, string size), and no
+    NUL anywhere: what these APIs accept is stored in PostgreSQL, whose text and jsonb cannot
+    hold it. (DRF's own parser recursed into a RecursionError 500 on deep nesting.)"""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        body = stream.read() if stream is not None else b""
+        return json_loads_bounded(body, JsonLimits.from_settings(forbid_nul=True))
 
 
 def _details(data: Any, loc: list[str | int]) -> list[ValidationDetail]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar, TypedDict
 
 import orjson
+from django.conf import settings
 from django.http import HttpResponse
 
 
@@ -97,7 +98,7 @@ class GatewayError(Exception):
             self.http_status = http_status
         self.message = message
         self.param = param
-        self.details = list(details) if details is not None else None
+        self.details = details_capped(details) if details is not None else None
         self.provider_error = provider_error
         self.retry_after_seconds = retry_after_seconds
         self.extra_headers = dict(extra_headers or {})
@@ -117,6 +118,28 @@ class GatewayError(Exception):
 
     def envelope(self, request_id: str) -> ErrorEnvelope:
         return {"error": self.body(), "request_id": request_id}
+
+
+def details_capped(details: Sequence[ValidationDetail]) -> list[ValidationDetail]:
+    """The first MESH_MAX_ERROR_DETAILS details, then one saying how many more there were: an
+    error listing every one of 300,000 bad items was a 24 MB answer."""
+    limit: int = settings.MESH_MAX_ERROR_DETAILS
+    if len(details) <= limit:
+        return list(details)
+    rest = len(details) - limit
+    summary: ValidationDetail = {
+        "loc": ["body"],
+        "msg": f"and {rest} more error{'s' if rest != 1 else ''} (only the first {limit} are listed)",
+        "type": "too_many_errors",
+    }
+    return [*details[:limit], summary]
+
+
+class InternalError(GatewayError):
+    """A bug of ours (the 500 handler's answer): never an upstream's fault."""
+
+    code = "internal_error"
+    http_status = 500
 
 
 class BadRequest(GatewayError):

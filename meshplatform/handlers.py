@@ -8,13 +8,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
-from meshplatform.errors import GatewayError, NotFound, error_response
+from meshplatform.errors import InternalError, NotFound, error_response
 from meshplatform.request_ids import request_id_of
-
-
-class InternalError(GatewayError):
-    code = "upstream_error"
-    http_status = 500
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -83,6 +83,7 @@ ErrorCode = Literal[
     "upstream_error",
     "provider_not_available",
     "gateway_timeout",
+    "internal_error",
 ]
 
 

@@ -2,29 +2,50 @@
 
 Validation is declarative and its errors are the seeds' pydantic-style `details`.
 Unknown top-level fields are allowed: they are forwarded unchanged to
-OpenAI-compatible upstreams (`stream_options`, `n`, `parallel_tool_calls`, …).
+OpenAI-compatible upstreams (`stream_options`, `parallel_tool_calls`, …).
+
+Parsing is bounded before it is thorough: the body is parsed and walked once against the JSON
+limits (meshplatform.json_input), then the counts Mesh caps (messages, parts, tools, stop
+sequences, fallbacks) are checked in O(messages), and only then does pydantic validate.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+from typing import Annotated, Any, Literal
 
-import orjson
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
-from meshplatform.chat_schema import ChatMessage, ChatParameters
+from meshplatform.chat_schema import (
+    ChatMessage,
+    ChatParameters,
+    Identifier,
+    OpenObject,
+    StoredStr,
+    chat_error_details,
+)
 from meshplatform.errors import BadRequest, ValidationDetail
+from meshplatform.json_input import JsonLimits, json_bounds_check, json_loads_bounded
+
+ModelId = Annotated[StoredStr, Field(min_length=1, max_length=200)]
+
+
+class StreamOptions(OpenObject):
+    include_usage: bool | None = None
 
 
 class ChatCompletionRequest(ChatParameters):
-    model: str | None = None
+    model: ModelId | None = None
     messages: list[ChatMessage] = Field(default_factory=list)
-    template: str | None = Field(default=None, min_length=1)
+    template: Annotated[StoredStr, Field(min_length=1)] | None = None  # too long: 404 (not a ref)
     variables: dict[str, str] | None = None
-    session_id: str | None = Field(default=None, max_length=256)
+    session_id: Identifier | None = None
     stream: bool = False
     transforms: list[Literal["middle-out"]] | None = None
-    models: list[str] | None = None
+    models: list[ModelId] | None = None
     modality: Literal["text", "image"] | None = None
     image: dict[str, Any] | None = None
     async_mode: bool = False
@@ -32,7 +53,7 @@ class ChatCompletionRequest(ChatParameters):
     modalities: list[Literal["text", "audio"]] | None = None
     audio: dict[str, Any] | None = None
     timeout: float | None = Field(default=None, gt=0, le=3600)
-    stream_options: dict[str, Any] | None = None
+    stream_options: StreamOptions | None = None
     # The JSON object as the client sent it: the typed fields above are what Mesh reads; this is
     # what OpenAI-compatible upstreams receive (unknown fields intact, minus Mesh's own).
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -46,7 +67,7 @@ class ChatCompletionRequest(ChatParameters):
 
     @property
     def wants_usage_in_stream(self) -> bool:
-        return bool(self.stream_options and self.stream_options.get("include_usage"))
+        return bool(self.stream_options and self.stream_options.include_usage)
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -65,39 +86,89 @@ MESH_ONLY_FIELDS = frozenset(
 )
 
 
-def _detail(error: Any) -> ValidationDetail:
-    loc: list[str | int] = ["body", *error["loc"]]
-    return {"loc": loc, "msg": error["msg"], "type": error["type"]}
+def validation_error(errors: list[ValidationDetail]) -> BadRequest:
+    """The 422 for `errors` (the envelope keeps the first MESH_MAX_ERROR_DETAILS of them)."""
+    first = errors[0]
+    param = ".".join(str(part) for part in first["loc"][1:]) or None
+    return BadRequest(f"Invalid request: {param}: {first['msg']}", param=param, details=errors)
+
+
+def _too_many(loc: list[str | int], limit: int, setting: str, what: str) -> ValidationDetail:
+    return {"loc": ["body", *loc], "msg": f"at most {limit} {what} ({setting})", "type": "too_long"}
+
+
+# (request field, setting, what it counts): lists or objects whose length Mesh caps.
+COUNTED_FIELDS = (
+    ("tools", "MESH_MAX_TOOLS", "tools"),
+    ("stop", "MESH_MAX_STOP_SEQUENCES", "stop sequences"),
+    ("models", "MESH_MAX_FALLBACK_MODELS", "fallback models"),
+    ("variables", "MESH_MAX_TEMPLATE_VARIABLES", "variables"),
+)
+
+
+@functools.cache
+def _limits() -> dict[str, int]:
+    """The count limits, read once per process (cleared when a test overrides settings)."""
+    names = ["MESH_MAX_MESSAGES", "MESH_MAX_CONTENT_PARTS", *(setting for _, setting, _ in COUNTED_FIELDS)]
+    return {name: getattr(settings, name) for name in names}
+
+
+@receiver(setting_changed)
+def _limits_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("MESH_MAX_"):
+        _limits.cache_clear()
+
+
+def request_bounds_check(raw: dict[str, Any]) -> None:
+    """The counts Mesh caps, checked before validation so no request makes it validate millions
+    of items (each a setting; see README "Request limits")."""
+    limits = _limits()
+    problems: list[ValidationDetail] = []
+    messages = raw.get("messages")
+    if isinstance(messages, list):
+        max_messages, max_parts = limits["MESH_MAX_MESSAGES"], limits["MESH_MAX_CONTENT_PARTS"]
+        if len(messages) > max_messages:
+            problems.append(_too_many(["messages"], max_messages, "MESH_MAX_MESSAGES", "messages"))
+        else:
+            for index, message in enumerate(messages):
+                content = message.get("content") if type(message) is dict else None
+                if type(content) is list and len(content) > max_parts:
+                    where: list[str | int] = ["messages", index, "content"]
+                    what = "parts per message"
+                    problems.append(_too_many(where, max_parts, "MESH_MAX_CONTENT_PARTS", what))
+    for field, setting, what in COUNTED_FIELDS:
+        value = raw.get(field)
+        if isinstance(value, (list, dict)) and len(value) > limits[setting]:
+            problems.append(_too_many([field], limits[setting], setting, what))
+    if problems:
+        raise validation_error(problems)
 
 
 def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     """The validated request from a JSON body (422 naming what is wrong)."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise BadRequest(
-            f"Request body is not valid JSON: {error.msg}.",
-            param="body",
-            details=[{"loc": ["body"], "msg": f"Invalid JSON: {error.msg}", "type": "json_invalid"}],
-        ) from None
+    raw = json_loads_bounded(body)
     if not isinstance(raw, dict):
         raise BadRequest(
             "Request body must be a JSON object.",
             param="body",
             details=[{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}],
         )
-    return validate_chat_request(raw)
+    return _validated(raw)
 
 
 def validate_chat_request(raw: dict[str, Any]) -> ChatCompletionRequest:
-    """The validated request from a decoded JSON object (a batch line, a job's stored body)."""
+    """The validated request from a decoded JSON object (a batch line, a job's stored body): the
+    same limits as a body parsed here."""
+    json_bounds_check(raw, JsonLimits.from_settings())
+    return _validated(raw)
+
+
+def _validated(raw: dict[str, Any]) -> ChatCompletionRequest:
+    request_bounds_check(raw)
     try:
         chat = ChatCompletionRequest.model_validate(raw)
     except ValidationError as error:
-        details = [_detail(e) for e in error.errors(include_url=False, include_context=False)]
-        first = details[0]
-        param = ".".join(str(part) for part in first["loc"][1:]) or None
-        raise BadRequest(f"Invalid request: {param}: {first['msg']}", param=param, details=details) from None
+        raise validation_error(chat_error_details(error, raw)) from None
     if not chat.messages and chat.template is None:
         msg = "messages must not be empty unless a template is given"
         raise BadRequest(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from meshplatform.chat_schema import ChatMessage, ChatParameters
+from meshplatform.chat_schema import ChatMessage, ChatParameters, chat_error_details
 from templates_app.types import DeclaredVariable
 
 SLOT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -61,13 +61,9 @@ class SchemaError(Exception):
         self.errors = errors
 
 
-def _errors(error: ValidationError) -> SchemaError:
-    return SchemaError(
-        [
-            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-            for e in error.errors(include_url=False, include_context=False)
-        ]
-    )
+def _errors(error: ValidationError, value: Any = None) -> SchemaError:
+    """Pydantic's errors with locations relative to `value`, as the chat endpoint reports them."""
+    return SchemaError([dict(detail) for detail in chat_error_details(error, value, ())])
 
 
 def messages_validate(value: Any) -> list[dict[str, Any]]:
@@ -75,7 +71,7 @@ def messages_validate(value: Any) -> list[dict[str, Any]]:
     try:
         _messages.validate_python(value)
     except ValidationError as error:
-        raise _errors(error) from None
+        raise _errors(error, value) from None
     return [{k: v for k, v in message.items() if v is not None} for message in value]
 
 
@@ -97,7 +93,7 @@ def params_validate(value: Any) -> dict[str, Any]:
     try:
         TemplateParams.model_validate(value)
     except ValidationError as error:
-        raise _errors(error) from None
+        raise _errors(error, value) from None
     return {k: v for k, v in value.items() if v is not None}
 
 

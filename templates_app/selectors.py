@@ -30,6 +30,8 @@ def template_list(*, tenant_id: int) -> QuerySet[PromptTemplate]:
 
 def template_get(*, tenant_id: int, ref: str) -> PromptTemplate:
     """The tenant's template by name or UUID; 404 otherwise (whoever else may own it)."""
+    if "\x00" in ref:  # no name holds NUL (PostgreSQL text cannot): not a query worth sending
+        raise template_not_found(ref)
     as_uuid = _as_uuid(ref)
     lookup = {"uuid": as_uuid} if as_uuid is not None else {"name": ref}
     template = template_list(tenant_id=tenant_id).filter(**lookup).first()
@@ -63,7 +65,7 @@ def version_payload(version: PromptTemplateVersion) -> VersionPayload:
 def template_version_resolve(*, tenant_id: int, ref: str) -> VersionPayload | None:
     """What a request's `template` names: a name or template UUID (its active version), `name@N`
     (version N), or a version UUID. None when the tenant has no such template or version."""
-    if len(ref) > MAX_REF_LENGTH:
+    if len(ref) > MAX_REF_LENGTH or "\x00" in ref:
         return None
     versions = PromptTemplateVersion.objects.select_related("template").filter(template__tenant_id=tenant_id)
     active = Q(template__active_version=F("pk"))

@@ -19,6 +19,10 @@ from usage.types import API_GROUP_BY, UsageFilter, UsageGroup, UsageReport, Usag
 DEFAULT_DAYS = 30
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # far past any group count; PostgreSQL's OFFSET is a bigint
+
+
+EARLIEST_TO = dt.date.min + dt.timedelta(days=DEFAULT_DAYS)
 
 
 class UsageQuerySerializer(serializers.Serializer[Any]):
@@ -34,7 +38,7 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
     )
     group_by = serializers.ChoiceField(choices=API_GROUP_BY, default="day")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields: dict[str, Any] = super().get_fields()
@@ -46,7 +50,8 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         date_to = attrs.get("to") or dt.datetime.now(dt.UTC).date()
-        date_from = attrs.get("from") or date_to - dt.timedelta(days=DEFAULT_DAYS - 1)
+        default_from = date_to - dt.timedelta(days=DEFAULT_DAYS - 1) if date_to > EARLIEST_TO else dt.date.min
+        date_from = attrs.get("from") or default_from
         if date_from > date_to:
             raise serializers.ValidationError({"from": ["must not be after `to`."]})
         return {**attrs, "from": date_from, "to": date_to}

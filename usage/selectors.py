@@ -38,10 +38,15 @@ EXPORT_FIELDS: dict[str, str] = {
 }  # fmt: skip
 
 
+MAX_ID_DIGITS = 18  # every 18-digit number fits PostgreSQL's bigint (max 9.2e18)
+
+
 def usage_key_of_tenant(*, tenant_id: int, ref: str) -> ApiKey | None:
     """One of the tenant's keys by id or display prefix (never another tenant's)."""
     keys = ApiKey.objects.filter(tenant_id=tenant_id)
-    match = Q(prefix=ref) | (Q(pk=int(ref)) if ref.isdigit() else Q())
+    # ASCII digits only ("²".isdigit() is true), and short enough to be a bigint primary key.
+    is_id = ref.isascii() and ref.isdigit() and len(ref) <= MAX_ID_DIGITS
+    match = Q(prefix=ref) | (Q(pk=int(ref)) if is_id else Q())
     return keys.filter(match).order_by("pk").first()
 
 

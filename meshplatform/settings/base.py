@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["keys.drf.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["meshplatform.drf.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "meshplatform.drf.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -280,6 +280,20 @@ MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
 # the request's timeout plus this grace.
 MESH_SPEND_HOLD_GRACE_S = env.float("MESH_SPEND_HOLD_GRACE_S", default=300.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
+# Bounded work per request (meshplatform/json_input.py, routing/schema.py): checked right after
+# the JSON parse, before validation, on every JSON body the gateway accepts.
+MESH_MAX_JSON_DEPTH = env.int("MESH_MAX_JSON_DEPTH", default=64)
+MESH_MAX_JSON_ITEMS = env.int("MESH_MAX_JSON_ITEMS", default=200_000)
+MESH_MAX_STRING_CHARS = env.int("MESH_MAX_STRING_CHARS", default=8 * 1024 * 1024)
+MESH_MAX_MESSAGES = env.int("MESH_MAX_MESSAGES", default=2048)
+MESH_MAX_CONTENT_PARTS = env.int("MESH_MAX_CONTENT_PARTS", default=256)
+MESH_MAX_TOOLS = env.int("MESH_MAX_TOOLS", default=256)
+MESH_MAX_STOP_SEQUENCES = env.int("MESH_MAX_STOP_SEQUENCES", default=4)
+MESH_MAX_FALLBACK_MODELS = env.int("MESH_MAX_FALLBACK_MODELS", default=16)
+MESH_MAX_TEMPLATE_VARIABLES = env.int("MESH_MAX_TEMPLATE_VARIABLES", default=256)
+MESH_MAX_ERROR_DETAILS = env.int("MESH_MAX_ERROR_DETAILS", default=20)
+if not 1 <= MESH_MAX_JSON_DEPTH <= 200:  # orjson writes at most 254 levels, envelopes add a few
+    raise ImproperlyConfigured(f"MESH_MAX_JSON_DEPTH must be within 1..200, not {MESH_MAX_JSON_DEPTH}")
 MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)
 
 # The admin's middleware is present, inside RequestScopeMiddleware (see MIDDLEWARE above).
