@@ -197,6 +197,8 @@ def _content_text(content: Any) -> tuple[str, int]:
 def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolMode, str | None]:
     tools: list[Tool] = []
     for index, tool in enumerate(body.get("tools") or []):
+        if isinstance(tool, dict) and tool.get("type", "function") != "function":
+            continue  # custom and hosted tools: accepted as OpenAI does, never called by the simulator
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise RequestError(
@@ -205,6 +207,9 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolMode, str | None
             )
         tools.append(Tool(name=function["name"], parameters=function.get("parameters") or {}))
     choice = body.get("tool_choice", "auto")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        return tuple(tools), "required" if allowed.get("mode") == "required" else "auto", None
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
         return tuple(tools), "required", name if isinstance(name, str) else None
