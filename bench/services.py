@@ -19,8 +19,18 @@ import psutil
 from simulator.server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATABASE_NAME = "mesh_bench"
-PG_ARGS = ["-h", "127.0.0.1", "-U", "postgres"]
+# Where the bench runs: its own database and Redis database unless the environment says otherwise
+# (MESH_BENCH_DATABASE_URL, MESH_BENCH_REDIS_URL), so parallel checkouts need not share them.
+DATABASE_URL = os.environ.get("MESH_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mesh_bench")
+REDIS_URL = os.environ.get("MESH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+_database = urlsplit(DATABASE_URL)
+DATABASE_NAME = _database.path.lstrip("/") or "mesh_bench"
+PG_ARGS = [
+    "-h", _database.hostname or "127.0.0.1",
+    "-p", str(_database.port or 5432),
+    "-U", _database.username or "postgres",
+]  # fmt: skip
+PG_ENV = {**os.environ, **({"PGPASSWORD": _database.password} if _database.password else {})}
 TENANT = "bench"
 GATEWAY_WORKERS = 2
 START_TIMEOUT_S = 60.0
@@ -35,9 +45,10 @@ def gateway_env(simulator_openai_url: str) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "meshplatform.settings.production",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE_NAME}",
-        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
         "SECRET_KEY": "bench",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback, no TLS proxy in front
         "ALLOWED_HOSTS": "*",
         "OPENAI_API_KEY": "sk-sim",
         "OPENAI_BASE_URL": simulator_openai_url,
@@ -72,10 +83,12 @@ def _require(result: subprocess.CompletedProcess[str], what: str) -> str:
 
 def provision_gateway(env: dict[str, str]) -> str:
     """Create the database if missing, migrate, and mint a key with limits out of the way; returns the key."""
-    exists = _run(["psql", *PG_ARGS, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"])
+    exists = _run(
+        ["psql", *PG_ARGS, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"], PG_ENV
+    )
     _require(exists, "checking for the bench database")
     if exists.stdout.strip() != "1":
-        _require(_run(["createdb", *PG_ARGS, DATABASE_NAME]), f"createdb {DATABASE_NAME}")
+        _require(_run(["createdb", *PG_ARGS, DATABASE_NAME], PG_ENV), f"createdb {DATABASE_NAME}")
     manage = [sys.executable, "manage.py"]
     _require(_run([*manage, "migrate", "--no-input"], env), "manage.py migrate")
     # The tenant survives earlier runs; a failure here is fine as long as the key can be created below.

@@ -4,14 +4,16 @@ served before that cycle (meshplatform/static_files.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+import time
 from contextlib import aclosing
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestAborted
 
-from meshplatform.errors import PayloadTooLarge
+from meshplatform.errors import GatewayError, PayloadTooLarge, RequestTimeout
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.framework import Scope, ThreadFreeASGIHandler
 from meshplatform.request_ids import new_request_id
@@ -38,7 +40,7 @@ class MeshASGIHandler(ThreadFreeASGIHandler):
             return await self.read_limited_body(scope, receive)
         except RequestAborted:
             return None
-        except PayloadTooLarge as error:
+        except (PayloadTooLarge, RequestTimeout) as error:
             await self.send_error(error, send)
             return None
 
@@ -61,31 +63,37 @@ class MeshASGIHandler(ThreadFreeASGIHandler):
         limit: int = settings.MESH_MAX_BODY_BYTES
         if scope.get("path") == "/v1/files":  # uploads: the file limit plus multipart framing
             limit = settings.MESH_FILES_MAX_BYTES + 64 * 1024
+        declared = 0
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+                if declared > limit:
+                    raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
         # Handed to the request and closed by handle(), so no context manager here.
         body_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
         )
+        pace = BodyPace(declared)
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                body_file.close()
-                raise RequestAborted()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                body_file.close()
-                raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
-            body_file.write(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            while True:
+                message = await pace.receive(receive, size)
+                if message["type"] == "http.disconnect":
+                    raise RequestAborted()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body exceeds the {limit} byte limit.", param="body")
+                body_file.write(chunk)
+                if not message.get("more_body", False):
+                    break
+        except BaseException:
+            body_file.close()
+            raise
         body_file.seek(0)
         return body_file
 
-    async def send_error(self, error: PayloadTooLarge, send: Any) -> None:
+    async def send_error(self, error: GatewayError, send: Any) -> None:
         from meshplatform.errors import error_response
 
         request_id = new_request_id()
@@ -93,3 +101,35 @@ class MeshASGIHandler(ThreadFreeASGIHandler):
         response["X-Request-Id"] = request_id
         response["Connection"] = "close"
         await self.send_response(response, send)
+
+
+class BodyPace:
+    """The deadline a request body must arrive by: MESH_BODY_READ_GRACE_S, plus the time its
+    size takes at MESH_BODY_MIN_RATE_BPS (its Content-Length, or what has arrived so far).
+
+    A body that trickles in (slowloris) or stops short of its Content-Length is cut with 408
+    when the deadline passes, instead of holding a connection and a worker's memory for as long
+    as the client likes.
+    """
+
+    def __init__(self, declared_size: int) -> None:
+        self.started = time.monotonic()
+        self.declared = declared_size
+        self.grace: float = settings.MESH_BODY_READ_GRACE_S
+        self.rate: float = settings.MESH_BODY_MIN_RATE_BPS
+
+    def deadline(self, received: int) -> float:
+        return self.started + self.grace + max(self.declared, received) / self.rate
+
+    async def receive(self, receive: Any, received: int) -> Any:
+        remaining = self.deadline(received) - time.monotonic()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                return await receive()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body arrived too slowly ({received} of "
+                f"{self.declared or 'unknown'} bytes in {time.monotonic() - self.started:.1f} s; at least "
+                f"{self.rate:g} bytes/s after {self.grace:g} s are needed).",
+                param="body",
+            ) from None

@@ -149,6 +149,20 @@ class BadRequest(GatewayError):
     http_status = 422
 
 
+class BadHost(GatewayError):
+    """The request's Host is not in ALLOWED_HOSTS."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class RequestTimeout(BadRequest):
+    """The body arrived slower than MESH_BODY_MIN_RATE_BPS allows, or stopped short."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class PayloadTooLarge(BadRequest):
     http_status = 413
 

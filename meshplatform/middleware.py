@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
+from meshplatform.errors import BadHost, error_response
 from meshplatform.framework import database_request_end, database_request_start
-from meshplatform.request_ids import new_request_id
+from meshplatform.request_ids import new_request_id, request_id_of
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
@@ -31,6 +33,47 @@ class RequestIdMiddleware:
         response = await self.get_response(request)
         response["X-Request-Id"] = request_id
         return response
+
+
+class AllowedHostsMiddleware:
+    """ALLOWED_HOSTS on every path, checked first (Django checks it only when something calls
+    `get_host()`, which the proxy's paths never did): the envelope's 400 on API paths.
+
+    The verdict per Host header is remembered (a few distinct values at most in practice, and
+    bounded), so the hot path pays one dict lookup.
+    """
+
+    async_capable = True
+    sync_capable = False
+    MAX_REMEMBERED = 256
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.api_prefixes: tuple[str, ...] = tuple(settings.API_PATH_PREFIXES)
+        self.verdicts: dict[tuple[str | None, str | None], bool] = {}
+        markcoroutinefunction(self)
+
+    def host_allowed(self, request: HttpRequest) -> bool:
+        # Both headers: which one get_host() believes depends on USE_X_FORWARDED_HOST.
+        header = (request.META.get("HTTP_X_FORWARDED_HOST"), request.META.get("HTTP_HOST"))
+        verdict = self.verdicts.get(header)
+        if verdict is None:
+            try:
+                request.get_host()
+                verdict = True
+            except DisallowedHost:
+                verdict = False
+            if len(self.verdicts) < self.MAX_REMEMBERED:
+                self.verdicts[header] = verdict
+        return verdict
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if self.host_allowed(request):
+            return await self.get_response(request)
+        if request.path.startswith(self.api_prefixes):
+            error = BadHost("The Host header is not one this gateway serves (ALLOWED_HOSTS).", param="Host")
+            return error_response(error, request_id_of(request))
+        return HttpResponseBadRequest(b"Bad Request: the Host header is not allowed.")
 
 
 class RequestScopeMiddleware:

@@ -84,6 +84,8 @@ ErrorCode = Literal[
     "provider_not_available",
     "gateway_timeout",
     "internal_error",
+    "bad_request",
+    "request_timeout",
 ]
 
 
@@ -155,10 +157,13 @@ class ModelList(BaseModel):
 
 
 ERROR_STATUSES = {
+    "400": "The Host header is not one this gateway serves (ALLOWED_HOSTS).",
     "401": "Missing, malformed, or unknown bearer token.",
     "402": "The key's or tenant's spend cap has been reached.",
     "403": "The key is revoked, expired or inactive, the tenant is suspended, or the model is not allowed.",
     "404": "Unknown model or template.",
+    "405": "The method is not allowed on this path.",
+    "408": "The body arrived too slowly or stopped short of its Content-Length.",
     "409": "The object is already finished (jobs, batches) or still in use (files).",
     "413": "The body exceeds the configured size.",
     "415": "The body is not application/json.",

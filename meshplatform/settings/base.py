@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 # so RequestScopeMiddleware runs it for admin pages only (see meshplatform/middleware.py).
 MIDDLEWARE = [
     "meshplatform.middleware.RequestIdMiddleware",
+    "meshplatform.middleware.AllowedHostsMiddleware",
     "meshplatform.middleware.RequestScopeMiddleware",
 ]
 BROWSER_MIDDLEWARE = [
@@ -280,6 +281,10 @@ MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
 # the request's timeout plus this grace.
 MESH_SPEND_HOLD_GRACE_S = env.float("MESH_SPEND_HOLD_GRACE_S", default=300.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
+# A body must arrive within MESH_BODY_READ_GRACE_S plus its size at MESH_BODY_MIN_RATE_BPS
+# (else 408): slow or truncated uploads cannot hold a connection open (meshplatform/asgi_handler.py).
+MESH_BODY_READ_GRACE_S = env.float("MESH_BODY_READ_GRACE_S", default=5.0)
+MESH_BODY_MIN_RATE_BPS = env.float("MESH_BODY_MIN_RATE_BPS", default=50_000.0)
 # Bounded work per request (meshplatform/json_input.py, routing/schema.py): checked right after
 # the JSON parse, before validation, on every JSON body the gateway accepts.
 MESH_MAX_JSON_DEPTH = env.int("MESH_MAX_JSON_DEPTH", default=64)
