@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--slow-clients", type=int, help="concurrent slow streams (default 2000, --quick 200)"
     )
+    parser.add_argument(
+        "--idle-after-s",
+        type=float,
+        help="idle this long after the gateway's slow streams, then read its RSS (default 60, quick 15)",
+    )
     parser.add_argument("--skip-slow", action="store_true", help="skip the slow-stream run")
     parser.add_argument("--slow-only", action="store_true", help="only the slow-stream run (no cells)")
     parser.add_argument(
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         cell_duration_s=args.duration or (1.0 if args.quick else 3.0),
         slow_clients=args.slow_clients or (200 if args.quick else 2000),
         load_processes=args.load_processes,
+        idle_after_s=args.idle_after_s if args.idle_after_s is not None else (15.0 if args.quick else 60.0),
     )
     meta = {
         "profile": "quick" if args.quick else "full",

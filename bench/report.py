@@ -20,6 +20,10 @@ class BenchReport:
     gateway_peak_rss_mb: float | None
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.0f} %"
+
+
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -126,14 +130,17 @@ def markdown(report: BenchReport) -> str:
             f"(ideal {first.ideal_s:.1f} s, TTFT {first.chunk_delay_ms} ms).",
             "",
             "| target | completed | errors | stream p50 / p99 s | TTFT p50 / p99 ms | wall s "
-            "| RSS before → peak MB | CPU cores busy | CPU µs/chunk | client CPU cores |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| RSS before → peak → after → idle MB | idle vs before | CPU cores busy | CPU µs/chunk "
+            "| client CPU cores |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {slow.target} | {slow.completed} / {slow.clients} | {slow.errors} "
             f"| {_pair(slow.stream_p50_s, slow.stream_p99_s, 2)} "
             f"| {_pair(slow.ttft_p50_ms, slow.ttft_p99_ms, 0)} "
             f"| {_num(slow.wall_s, 1)} | {_num(slow.rss_before_mb, 0)} → {_num(slow.rss_peak_mb, 0)} "
+            f"→ {_num(slow.rss_after_mb, 0)} → {_num(slow.rss_idle_mb, 0)} "
+            f"| {_pct(slow.idle_growth_pct)} "
             f"| {_num(slow.cpu_cores, 2)} | {_num(slow.cpu_us_per_chunk, 0)} | {_num(slow.client_cores, 2)} |"
             for slow in report.slow
         ]
@@ -175,6 +182,7 @@ def write_json(report: BenchReport, path: Path) -> None:
         {
             **dataclasses.asdict(stats),
             "ideal_s": stats.ideal_s,
+            "idle_growth_pct": stats.idle_growth_pct,
             "cpu_us_per_chunk": stats.cpu_us_per_chunk,
             "cpu_cores": stats.cpu_cores,
         }

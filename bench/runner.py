@@ -45,6 +45,9 @@ class BenchPlan:
     slow_chunks: int = 100
     slow_chunk_delay_ms: int = 100
     load_processes: int = 4
+    # After the slow streams, the gateway's RSS is read again once it has been idle this long:
+    # a worker should be back within 15 % of its size before the run (meshplatform/memory.py).
+    idle_after_s: float = 60.0
 
 
 def request_body(model: str, *, stream: bool, mock: dict[str, int]) -> bytes:
@@ -76,6 +79,15 @@ class Runner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _rss_after_idle(self, meter: ResourceMeter | None) -> tuple[int | None, int | None]:
+        """The RSS right after a load, and after `plan.idle_after_s` with no traffic."""
+        if meter is None:
+            return None, None
+        after = meter.rss_bytes()
+        print(f"waiting {self.plan.idle_after_s:g} s idle to read the RSS again…", flush=True)
+        time.sleep(self.plan.idle_after_s)
+        return after, meter.rss_bytes()
 
     def _load(
         self, specs: list[LoadSpec], meter: ResourceMeter | None, timeout_s: float
@@ -166,6 +178,7 @@ class Runner:
         else:
             results, cpu = self._load(specs, None, ideal_s + RESULT_GRACE_S)
             rss_peak = None
+        rss_after, rss_idle = self._rss_after_idle(meter if target.name == "gateway" else None)
         streams = [value for r in results for value in r.latencies_s]
         ttfts = [value for r in results for value in r.ttft_s]
         return SlowStreamStats(
@@ -186,5 +199,8 @@ class Runner:
             client_cores=client_cores(results),
             rss_before_mb=rss_before / 2**20 if rss_before is not None else None,
             rss_peak_mb=rss_peak / 2**20 if rss_peak is not None else None,
+            rss_after_mb=rss_after / 2**20 if rss_after is not None else None,
+            rss_idle_mb=rss_idle / 2**20 if rss_idle is not None else None,
+            idle_after_s=self.plan.idle_after_s,
             error_samples=[s for r in results for s in r.error_samples][:5],
         )

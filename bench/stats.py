@@ -103,11 +103,21 @@ class SlowStreamStats:
     events: int = 0
     cpu_s: float | None = None
     client_cores: float = 0.0
+    rss_after_mb: float | None = None
+    rss_idle_mb: float | None = None
+    idle_after_s: float = 0.0
     error_samples: list[str] = field(default_factory=list)
 
     @property
     def ideal_s(self) -> float:
         return self.chunks * self.chunk_delay_ms / 1000
+
+    @property
+    def idle_growth_pct(self) -> float | None:
+        """How far above its size before the run the process is after idling (target ≤ 15 %)."""
+        if self.rss_idle_mb is None or not self.rss_before_mb:
+            return None
+        return (self.rss_idle_mb / self.rss_before_mb - 1) * 100
 
     @property
     def cpu_us_per_chunk(self) -> float | None:

@@ -16,7 +16,8 @@ import orjson
 from django.conf import settings
 
 from keys.types import ResolvedKey
-from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_sync_redis
+from meshplatform.redis_batch import redis_batched
 from meshplatform.redis_scripts import RedisScript
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class CacheLookup:
 async def key_cache_get(key_hash: str) -> CacheLookup:
     """One round trip for the entry and its generation; a Redis outage reads as a miss."""
     try:
-        raw, generation = await get_redis().mget([cache_key(key_hash), generation_key(key_hash)])
+        raw, generation = await redis_batched("MGET", cache_key(key_hash), generation_key(key_hash))
     except REDIS_UNAVAILABLE as error:  # fall back to the database, never fail auth
         outage.failed(error)
         return CacheLookup(key=None, known_missing=False, generation=None, hit=False)
@@ -79,7 +80,7 @@ async def key_cache_fill(key_hash: str, key: ResolvedKey | None, *, generation: 
     value = orjson.dumps(key.to_json()) if key is not None else UNKNOWN
     ttl = settings.MESH_KEY_CACHE_TTL_S if key is not None else UNKNOWN_TTL_S
     try:
-        await FILL.run(get_redis(), [cache_key(key_hash), generation_key(key_hash)], [value, ttl, generation])
+        await FILL.run_batched([cache_key(key_hash), generation_key(key_hash)], [value, ttl, generation])
     except REDIS_UNAVAILABLE as error:
         outage.failed(error)
 

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from keys.types import ResolvedKey
 from meshplatform.errors import RateLimited
-from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog
 from meshplatform.redis_scripts import RedisScript
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ async def rate_limit_check(*, key: ResolvedKey, key_hash: str) -> RateLimitState
     names, minute_left, day_left = window_keys(key_hash, now)
     args = [key.rpm or 0, key.rpd or 0, minute_left + 1, day_left + 1]
     try:
-        counted = await FIXED_WINDOWS.run(get_redis(), names, args)
+        counted = await FIXED_WINDOWS.run_batched(names, args)
     except REDIS_UNAVAILABLE as error:
         return rate_limits_unavailable(error)
     outage.recovered()

@@ -19,7 +19,8 @@ from django.conf import settings
 
 from keys.types import ResolvedKey, SpendCap
 from meshplatform.errors import SpendLimitExceeded
-from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_sync_redis
+from meshplatform.redis_batch import redis_batched
 from meshplatform.redis_scripts import RedisScript
 
 outage = OutageLog("spend counters")
@@ -173,7 +174,7 @@ async def spend_cap_check(*, key: ResolvedKey) -> None:
     if not counters:
         return
     try:
-        values = await get_redis().mget([c.name for c in counters])
+        values = await redis_batched("MGET", *(c.name for c in counters))
     except REDIS_UNAVAILABLE as error:
         outage.failed(error)
         return
@@ -212,8 +213,8 @@ async def spend_reserve(
         assert counter.cap is not None
         args += [to_nano_usd(counter.cap.usd), PERIOD_TTL_S.get(counter.period, 0)]
     try:
-        held, refused, _ = await RESERVE.run(
-            get_redis(), [*holds_names(key.tenant_id), *(c.name for c in counters)], args
+        held, refused, _ = await RESERVE.run_batched(
+            [*holds_names(key.tenant_id), *(c.name for c in counters)], args
         )
     except REDIS_UNAVAILABLE as error:
         outage.failed(error)

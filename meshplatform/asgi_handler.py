@@ -16,6 +16,7 @@ from django.core.exceptions import RequestAborted
 from meshplatform.errors import GatewayError, PayloadTooLarge, RequestTimeout
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.framework import Scope, ThreadFreeASGIHandler
+from meshplatform.memory import IdleTrimmer
 from meshplatform.request_ids import new_request_id
 from meshplatform.static_files import StaticFiles
 
@@ -28,12 +29,17 @@ class MeshASGIHandler(ThreadFreeASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self.static_files = StaticFiles()
+        self.trimmer = IdleTrimmer()
 
     async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
         if self.static_files.matches(scope["path"]):  # the only cost static files add to the proxy path
             await self.static_files.serve(scope, receive, send)
             return
-        await super().handle(scope, receive, send)
+        self.trimmer.request_started()
+        try:
+            await super().handle(scope, receive, send)
+        finally:
+            self.trimmer.request_finished()
 
     async def read_request_body(self, scope: Scope, receive: Any, send: Any) -> IO[bytes] | None:
         try:

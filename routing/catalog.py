@@ -18,7 +18,8 @@ from ulid import ULID
 
 from meshplatform.db import db_call
 from meshplatform.loops import LoopLocal
-from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_sync_redis
+from meshplatform.redis_batch import redis_batched
 from routing.catalog_seed import SEED_MODELS, seed_defaults
 from routing.models import CatalogModel
 from usage.types import TokenUsage
@@ -93,11 +94,10 @@ def _load_entries() -> dict[str, CatalogEntry]:
 async def _current_version() -> str | None:
     """The catalog version in Redis, created when missing (e.g. after a flush); None without Redis."""
     try:
-        redis = get_redis()
-        raw = await redis.get(VERSION_KEY)
+        raw = await redis_batched("GET", VERSION_KEY)
         if raw is None:
-            await redis.set(VERSION_KEY, str(ULID()), nx=True)
-            raw = await redis.get(VERSION_KEY)
+            await redis_batched("SET", VERSION_KEY, str(ULID()), "NX")
+            raw = await redis_batched("GET", VERSION_KEY)
     except REDIS_UNAVAILABLE as error:  # reload from the database, keep serving
         outage.failed(error)
         return None

@@ -17,7 +17,8 @@ from typing import cast
 
 import orjson
 
-from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_redis, get_sync_redis
+from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_sync_redis
+from meshplatform.redis_batch import redis_batched
 from templates_app.types import VersionPayload
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def cache_key(tenant_id: int) -> str:
 async def template_cache_get(tenant_id: int, ref: str) -> tuple[bytes | None, bytes]:
     """(version UUID, NOT_FOUND or None on a miss; the generation to fill with)."""
     try:
-        version_id, gen = await get_redis().hmget(cache_key(tenant_id), [f"r:{ref}", GEN_FIELD])
+        version_id, gen = await redis_batched("HMGET", cache_key(tenant_id), f"r:{ref}", GEN_FIELD)
     except REDIS_UNAVAILABLE as error:  # the database answers instead
         outage.failed(error)
         return None, REDIS_DOWN
@@ -63,7 +64,7 @@ async def template_cache_get(tenant_id: int, ref: str) -> tuple[bytes | None, by
 
 async def template_cache_payload(tenant_id: int, version_id: bytes) -> VersionPayload | None:
     try:
-        raw = await get_redis().hget(cache_key(tenant_id), b"v:" + version_id)
+        raw = await redis_batched("HGET", cache_key(tenant_id), b"v:" + version_id)
     except REDIS_UNAVAILABLE as error:
         outage.failed(error)
         return None
@@ -78,7 +79,8 @@ async def template_cache_fill(tenant_id: int, ref: str, gen: bytes, payload: Ver
         version_field, version_json = f"v:{payload.version_id}".encode(), orjson.dumps(payload.to_json())
     resolved = payload.version_id.encode() if payload is not None else NOT_FOUND
     try:
-        await get_redis().eval(
+        await redis_batched(
+            "EVAL",
             _FILL,
             1,
             cache_key(tenant_id),

@@ -85,6 +85,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 # per-thread persistent connections would leak or churn: PostgreSQL uses psycopg's pool instead
 # (connections go back to it when Django closes them; CONN_MAX_AGE must then be 0).
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+# A pooled connection is checked before use (one cheap round trip), so a PostgreSQL restart or a
+# dropped connection costs a reconnect, not a failed request or task.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -99,7 +102,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis holds every shared counter, cache entry and lock. Empty means "embedded":
 # an in-process fakeredis (with Lua), good for one `make run` process only.
 REDIS_URL = env.str("REDIS_URL", default="")
-REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=200)
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=16)
 REDIS_POOL_TIMEOUT_S = env.float("REDIS_POOL_TIMEOUT_S", default=5.0)
 # A Redis command (or a pipelined batch) slower than this counts as Redis being unreachable.
 REDIS_COMMAND_TIMEOUT_S = env.float("REDIS_COMMAND_TIMEOUT_S", default=2.0)
@@ -126,6 +129,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup would close the database connections (and psycopg's pool) around every
+# task after this many; the worker tidies them itself instead (meshplatform/celery.py).
+CELERY_DB_REUSE_MAX = 1_000_000_000
 
 # Usage ledger (usage/recording.py): events are written ahead to a Redis stream, flushed to
 # PostgreSQL by a beat task, and summed into daily rollups by another.
@@ -285,6 +291,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
 # (else 408): slow or truncated uploads cannot hold a connection open (meshplatform/asgi_handler.py).
 MESH_BODY_READ_GRACE_S = env.float("MESH_BODY_READ_GRACE_S", default=5.0)
 MESH_BODY_MIN_RATE_BPS = env.float("MESH_BODY_MIN_RATE_BPS", default=50_000.0)
+# A web worker idle this long after serving requests gives freed memory back to the OS
+# (meshplatform/memory.py); 0 turns it off.
+MESH_IDLE_TRIM_S = env.float("MESH_IDLE_TRIM_S", default=10.0)
 # Bounded work per request (meshplatform/json_input.py, routing/schema.py): checked right after
 # the JSON parse, before validation, on every JSON body the gateway accepts.
 MESH_MAX_JSON_DEPTH = env.int("MESH_MAX_JSON_DEPTH", default=64)

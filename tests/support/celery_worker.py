@@ -23,9 +23,10 @@ class CeleryWorker:
     the worker also runs the beat schedule from settings (embedded, `--beat`).
     """
 
-    def __init__(self, *, env: dict[str, str], beat: bool = False) -> None:
+    def __init__(self, *, env: dict[str, str], beat: bool = False, pool: str = "solo") -> None:
         self.env = env
         self.beat = beat
+        self.pool = pool  # "prefork" (with one child) for what production's Procfile runs
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.mkdtemp(prefix="celery-worker-")
         self.log_path = Path(self._dir) / "worker.log"
@@ -33,7 +34,8 @@ class CeleryWorker:
     def start(self) -> CeleryWorker:
         command = [
             sys.executable, "-m", "celery", "-A", "meshplatform", "worker",
-            "--pool", "solo", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}-{id(self)}@%h",
+            "--pool", self.pool, "--concurrency", "1", "--loglevel", "INFO",
+            "--hostname", f"test-{os.getpid()}-{id(self)}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         if self.beat:
