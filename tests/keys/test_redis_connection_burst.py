@@ -18,6 +18,7 @@ from django.conf import settings
 
 from keys.models import Tenant
 from keys.services import api_key_create
+from routing.catalog import catalog_seed
 from simulator.server import SimulatorServer
 from tests.conftest import chat_body, gateway_env
 from tests.support.gateway import GatewayServer
@@ -30,6 +31,7 @@ BURST = 600
 @pytest.fixture
 def burst_gateway(simulator: SimulatorServer, transactional_db: None) -> Iterator[GatewayServer]:
     """Its Redis connections carry a client name, so CLIENT LIST can count them."""
+    catalog_seed()
     env = gateway_env(simulator, REDIS_URL=f"{settings.REDIS_URL}?client_name={CLIENT_NAME}")
     server = GatewayServer(env=env, workers=WORKERS)
     server.start()
