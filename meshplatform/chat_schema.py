@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from meshplatform.errors import BadRequest, ValidationDetail
@@ -30,8 +39,20 @@ def _no_nul(value: str) -> str:
 
 
 # A string Mesh stores (usage ledger, templates) or routes on: PostgreSQL text cannot hold NUL.
-StoredStr = Annotated[str, AfterValidator(_no_nul)]
-Identifier = Annotated[str, Field(max_length=256), AfterValidator(_no_nul)]
+NO_NUL_PATTERN = "^[^\\u0000]*$"  # documents the rule in the served schema (checked by _no_nul)
+StoredStr = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+Identifier = Annotated[StoredStr, Field(max_length=256)]
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's `integer` includes 1.0: take it as 1 (strings, booleans and 1.5 stay refused)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema defines one, without coercion from strings or booleans.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class OpenObject(BaseModel):
@@ -274,14 +295,14 @@ class ChatParameters(OpenObject):
     """
 
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: JsonInt | None = Field(default=None, ge=1)
+    max_completion_tokens: JsonInt | None = Field(default=None, ge=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(default=None, ge=1, le=128)
+    seed: JsonInt | None = None
+    n: JsonInt | None = Field(default=None, ge=1, le=128)
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     response_format: dict[str, Any] | None = None

@@ -161,7 +161,7 @@ ERROR_STATUSES = {
     "401": "Missing, malformed, or unknown bearer token.",
     "402": "The key's or tenant's spend cap has been reached.",
     "403": "The key is revoked, expired or inactive, the tenant is suspended, or the model is not allowed.",
-    "404": "Unknown model or template.",
+    "404": "Unknown model, template, key or path.",
     "405": "The method is not allowed on this path.",
     "408": "The body arrived too slowly or stopped short of its Content-Length.",
     "409": "The object is already finished (jobs, batches) or still in use (files).",
@@ -261,9 +261,31 @@ def _proxy_paths() -> dict[str, Any]:
     }
 
 
+# Answers every operation can give whatever its own documentation says: the envelope's statuses.
+EVERY_OPERATION_ERRORS = ("400", "401", "403", "404", "405", "408", "413", "415", "422", "429")
+
+
+def _document_error_answers(paths: dict[str, Any]) -> None:
+    """Every operation documents the error envelope for each status the gateway can answer it
+    with (ALLOWED_HOSTS, auth, limits, body checks), so clients and schemathesis know them."""
+    errors = _errors()
+    for operations in paths.values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for status in EVERY_OPERATION_ERRORS:
+                operation["responses"].setdefault(status, errors.get(status) or _generic_error(status))
+
+
+def _generic_error(status: str) -> dict[str, Any]:
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    return {"description": "Error envelope.", "content": envelope}
+
+
 def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the proxy's paths and schemas, bearer auth for everything."""
     result["paths"] = {**_proxy_paths(), **jobs_paths(_errors()), **result.get("paths", {})}
+    _document_error_answers(result["paths"])
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas())
     components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from meshplatform.chat_schema import (
     ChatMessage,
@@ -30,7 +30,11 @@ from meshplatform.chat_schema import (
 from meshplatform.errors import BadRequest, ValidationDetail
 from meshplatform.json_input import JsonLimits, json_bounds_check, json_loads_bounded
 
-ModelId = Annotated[StoredStr, Field(min_length=1, max_length=200)]
+# `provider/name`: a slash with something on each side (documented; checked by the validator).
+MODEL_ID_PATTERN = "^/*[^/\\u0000][^\\u0000]*/[^\\u0000]*[^/\\u0000]/*$"
+ModelId = Annotated[
+    StoredStr, Field(min_length=1, max_length=200, json_schema_extra={"pattern": MODEL_ID_PATTERN})
+]
 
 
 class StreamOptions(OpenObject):
@@ -38,6 +42,17 @@ class StreamOptions(OpenObject):
 
 
 class ChatCompletionRequest(ChatParameters):
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        # Documents the one rule across fields: messages, or a template that brings them.
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["messages"], "properties": {"messages": {"minItems": 1}}},
+                {"required": ["template"], "properties": {"template": {"type": "string"}}},
+            ]
+        },
+    )
     model: ModelId | None = None
     messages: list[ChatMessage] = Field(default_factory=list)
     template: Annotated[StoredStr, Field(min_length=1)] | None = None  # too long: 404 (not a ref)

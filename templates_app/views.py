@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from keys.drf import request_key
+from meshplatform.errors import BadRequest
 from templates_app.rendering import compiled_for
 from templates_app.selectors import (
     template_get,
@@ -43,6 +44,29 @@ class ListPagination(LimitOffsetPagination):
 
     default_limit = 50
     max_limit = 200
+
+    def get_limit(self, request: Request) -> int:
+        return self._bounded(request, self.limit_query_param, 1, self.max_limit, self.default_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return self._bounded(request, self.offset_query_param, 0, 2**31 - 1, 0)
+
+    @staticmethod
+    def _bounded(request: Request, name: str, low: int, high: int, default: int) -> int:
+        """The integer query parameter, or a 422 (DRF's own silently uses the default)."""
+        values = request.query_params.getlist(name)
+        if not values:
+            return default
+        raw = values[-1]
+        if len(values) > 1 or not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            raise BadRequest(
+                f"{name} must be one integer from {low} to {high}.",
+                param=name,
+                details=[
+                    {"loc": ["query", name], "msg": f"an integer from {low} to {high}", "type": "int_range"}
+                ],
+            )
+        return int(raw)
 
     def get_paginated_response(self, data: Any) -> Response:
         count = self.count or 0  # all three are set by paginate_queryset before this is called

@@ -48,6 +48,13 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
         )
         return fields
 
+    def to_internal_value(self, data: Any) -> Any:
+        # DRF reads `to=` or `session_id=` as "not given"; an empty value is a malformed one.
+        empty = [name for name in self.fields if name in data and data.get(name) == ""]
+        if empty:
+            raise serializers.ValidationError({name: ["must not be empty."] for name in empty})
+        return super().to_internal_value(data)
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         date_to = attrs.get("to") or dt.datetime.now(dt.UTC).date()
         default_from = date_to - dt.timedelta(days=DEFAULT_DAYS - 1) if date_to > EARLIEST_TO else dt.date.min

@@ -18,7 +18,7 @@ from tests.routing.test_error_envelopes import assert_envelope
     [
         ("n", "2"),
         ("max_tokens", True),
-        ("max_tokens", 1.0),
+        ("max_tokens", 1.5),
         ("max_completion_tokens", "50"),
         ("temperature", "0.5"),
         ("temperature", True),
