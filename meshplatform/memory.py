@@ -1,11 +1,13 @@
 """Giving a worker's freed memory back to the OS once it goes idle.
 
-Why. After a load (thousands of concurrent streams) a web worker stayed hundreds of MB above its
-idle size. It is the allocator, not a leak: the objects are freed, but glibc's malloc keeps the
-freed heap (fragmented, and in per-thread arenas) instead of returning it; `malloc_trim` gives
-it back, which it could not do for live objects (README "Memory" has the measurement). So when a
-worker has served requests and then had none in flight for two MESH_IDLE_TRIM_S intervals, it
-runs one full collection and `malloc_trim(0)`: milliseconds, and only while nothing waits.
+Why. After a load (thousands of concurrent streams) a web worker stays well above its idle
+size, and glibc's malloc keeps freed heap (fragmented, in per-thread arenas) rather than return
+it. When a worker has served requests and then had none in flight for two MESH_IDLE_TRIM_S
+intervals, it runs one full collection and `malloc_trim(0)`: milliseconds, only while nothing
+waits. Measured (1,500 concurrent slow streams, 2 workers, 60 s idle after): this gives back part
+of the growth (a worker at 166 MB went to 156 MB; idle size 108 MB), not all of it: most of it
+is not free malloc heap, and what holds it (pymalloc arenas pinned by surviving objects, pools,
+caches) is not found yet. `make bench` reports the RSS after idling so it can be tracked.
 """
 
 from __future__ import annotations
