@@ -157,7 +157,6 @@ class ModelList(BaseModel):
 
 
 ERROR_STATUSES = {
-    "400": "The Host header is not one this gateway serves (ALLOWED_HOSTS).",
     "401": "Missing, malformed, or unknown bearer token.",
     "402": "The key's or tenant's spend cap has been reached.",
     "403": "The key is revoked, expired or inactive, the tenant is suspended, or the model is not allowed.",
@@ -168,7 +167,8 @@ ERROR_STATUSES = {
     "413": "The body exceeds the configured size.",
     "415": "The body is not application/json.",
     "422": "The body violates the schema (details list each violation).",
-    "400": "The upstream provider rejected the request (its status, code and param are kept).",
+    "400": "The upstream provider rejected the request (its status, code and param are kept), or the "
+    "Host header is not one this gateway serves (ALLOWED_HOSTS).",
     "429": "RPM or RPD limit reached, or the upstream's own rate limit (Retry-After says when to retry).",
     "502": "The upstream provider failed (its 5xx, or its 401/403: the deployment's credentials).",
     "503": "No configured provider serves the model.",
