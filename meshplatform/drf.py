@@ -22,7 +22,7 @@ from meshplatform.json_input import JsonLimits, json_loads_bounded
 from meshplatform.request_ids import request_id_of
 
 
-class BoundedJSONParser(JSONParser):  # type: ignore[misc]
+class BoundedJSONParser(JSONParser):
     """DRF's JSON parser on the gateway's one bounded parse (depth, items, string size), and no
     NUL anywhere: what these APIs accept is stored in PostgreSQL, whose text and jsonb cannot
     hold it. (DRF's own parser recursed into a RecursionError 500 on deep nesting.)"""

@@ -50,7 +50,8 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
 
     def to_internal_value(self, data: Any) -> Any:
         # DRF reads `to=` or `session_id=` as "not given"; an empty value is a malformed one.
-        empty = [name for name in self.fields if name in data and data.get(name) == ""]
+        names: list[str] = list(self.fields)
+        empty = [name for name in names if name in data and data.get(name) == ""]
         if empty:
             raise serializers.ValidationError({name: ["must not be empty."] for name in empty})
         return super().to_internal_value(data)
