@@ -226,8 +226,22 @@ def _proxy_paths() -> dict[str, Any]:
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/ChatCompletionResponse"}
                             },
+                            # One Server-Sent Event: `data` is a ChatCompletionChunk as JSON, and
+                            # the last one is `[DONE]`.
                             "text/event-stream": {
-                                "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["data"],
+                                    "properties": {
+                                        "data": {
+                                            "type": "string",
+                                            "contentSchema": {
+                                                "$ref": "#/components/schemas/ChatCompletionChunk"
+                                            },
+                                        },
+                                        "event": {"type": "string"},
+                                    },
+                                }
                             },
                         },
                     },

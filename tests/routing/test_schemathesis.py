@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -28,7 +27,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     # host; schemathesis' own loader gives up after 10 s).
     served = httpx.get(f"{api_url}/openapi.json", timeout=120).raise_for_status().json()
     document = tmp_path / "openapi.json"
-    document.write_text(json.dumps(_without_tiny_timeouts(served)))
+    document.write_text(json.dumps(served))
     command = [
         str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG),
         "run", str(document), "--url", api_url.removesuffix("/v1"),
@@ -44,26 +43,20 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     ]  # fmt: skip
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     statuses = _response_statuses(report)
-    summary = f"{len(statuses)} requests, {sum(s >= 500 for s in statuses)} x 5xx\n{result.stdout[-6000:]}"
+    # 504 is what a request asks for with a `timeout` shorter than the upstream's answer (schemathesis
+    # sends 5e-324 s); schemathesis.toml allows it there, and only there.
+    server_errors = [s for s in statuses if s >= 500 and s != 504]
+    summary = (
+        f"{len(statuses)} requests, {len(server_errors)} x 5xx (504 for tiny timeouts: "
+        f"{statuses.count(504)})\n{result.stdout[-6000:]}"
+    )
     print(summary)
     assert len(statuses) > 200, summary
-    assert [s for s in statuses if s >= 500] == [], summary
+    assert server_errors == [], summary
     assert result.returncode == 0, summary
     assert simulator.requests() == [] or all(
         r["path"].endswith("/chat/completions") for r in simulator.requests()
     )
-
-
-def _without_tiny_timeouts(document: dict[str, Any]) -> dict[str, Any]:
-    """The document with `timeout` from 5 s up: a request asking the upstream to answer within
-    5e-324 s gets the 504 it asked for (tests/routing/test_error_envelopes.py covers that), which
-    schemathesis would count as a server error."""
-    timeout = document["components"]["schemas"]["ChatCompletionRequest"]["properties"]["timeout"]
-    for option in timeout.get("anyOf", [timeout]):
-        if option.get("type") == "number":
-            option.pop("exclusiveMinimum", None)
-            option["minimum"] = 5
-    return document
 
 
 def _response_statuses(report: Path) -> list[int]:
