@@ -69,13 +69,13 @@ def required_str(data: dict[str, Any], name: str) -> str:
 def page_params(request: HttpRequest, *, max_limit: int = 100) -> tuple[str | None, int, str]:
     """`after` (an id), `limit` (1..max_limit, default 20), `order` (desc|asc)."""
     raw_limit = request.GET.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= max_limit:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= max_limit:
         raise BadRequest(f"limit must be an integer from 1 to {max_limit}.", param="limit")
     order = request.GET.get("order", "desc")
     if order not in ("asc", "desc"):
         raise BadRequest("order must be 'asc' or 'desc'.", param="order")
     after = request.GET.get("after") or None
-    if after is not None and len(after) > 60:
+    if after is not None and (len(after) > 60 or "\x00" in after):  # NUL: PostgreSQL text cannot hold it
         raise BadRequest("after must be an id from a previous page.", param="after")
     return after, int(raw_limit), order
 
