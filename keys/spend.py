@@ -1,10 +1,13 @@
 """Spend caps: running spend per key and tenant per period, kept in Redis as integer nano-USD.
 
-Soft caps refuse a request once recorded spend has reached the cap. Hard caps reserve the
-request's worst-case cost before the upstream call (atomically against the key's and the
-tenant's counters) and settle to the real cost when the request is billed; a hold whose
-request never settles (its worker died) is released after its deadline by the next
-reservation. All of a tenant's counters share the hash tag `{mesh:spend:<tenant id>}`.
+Before the upstream call each request holds what it may cost against every cap of its key and
+tenant, atomically: against a hard cap its worst case (refused with 402 if that does not fit, so
+spend never ends above it), against a soft cap its expected cost, counted as in flight (refused
+once recorded spend plus what is in flight has reached the cap, so concurrent requests cannot all
+pass a check made before any of them is billed). Billing releases the hold and adds the real cost.
+A hold whose request never settles (its worker died) is released after its deadline by the next
+reservation; a stream renews its deadline while it is open. All of a tenant's counters share the
+hash tag `{mesh:spend:<tenant id>}`.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ DAY_S = 86400
 # Counters outlive their period by a day, then Redis forgets them (the ledger keeps the truth).
 PERIOD_TTL_S = {"daily": 2 * DAY_S, "monthly": 33 * DAY_S, "lifetime": 0}
 
-# Releases a hold: `held` is "<nano-USD> <counter> [<counter>]" as written by RESERVE.
+# Releases a hold: `held` is "<nano-USD> <counter> [<nano-USD>] <counter>…" as written by RESERVE
+# (an amount applies to the counters after it; counter names never look like numbers).
 _RELEASE_LUA = """
 local function release(held)
   local amount = nil
   for part in string.gmatch(held, '%S+') do
-    if amount == nil then amount = part else redis.call('DECRBY', part, amount) end
+    if tonumber(part) then amount = part else redis.call('DECRBY', part, amount) end
   end
 end
 local function add(name, amount, ttl)
@@ -43,32 +47,41 @@ local function add(name, amount, ttl)
 end
 """
 
-# KEYS: holds hash, hold deadlines zset, then the hard-capped counters.
-# ARGV: request id, amount, deadline, now, then per counter: cap, ttl.
-# Returns {1} when held, {0, index of the refusing counter, its spend} when it does not fit.
+# KEYS: holds hash, hold deadlines zset, then per capped counter: the counter, its in-flight counter.
+# ARGV: request id, deadline, now, then per counter: cap, ttl, hard (1/0), amount to hold.
+# A hard counter holds `amount` in the counter itself and refuses when it does not fit under the
+# cap; a soft counter holds it in its in-flight counter and refuses once spend + in flight >= cap.
+# Returns {1} when held, {0, index of the refusing counter, its spend} when refused.
 RESERVE = RedisScript(
     _RELEASE_LUA
     + """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, 100)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
   local held = redis.call('HGET', KEYS[1], id)
   if held then release(held) end
   redis.call('HDEL', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
 end
-local amount = tonumber(ARGV[2])
-local counters = #KEYS - 2
+local counters = (#KEYS - 2) / 2
 for i = 1, counters do
-  local spent = tonumber(redis.call('GET', KEYS[i + 2]) or '0')
-  if spent + amount > tonumber(ARGV[3 + 2 * i]) then return {0, i, spent} end
+  local spent = tonumber(redis.call('GET', KEYS[1 + 2 * i]) or '0')
+  local cap, hard, amount = tonumber(ARGV[4 * i]), ARGV[4 * i + 2] == '1', tonumber(ARGV[4 * i + 3])
+  if hard then
+    if spent + amount > cap then return {0, i, spent} end
+  else
+    local in_flight = tonumber(redis.call('GET', KEYS[2 + 2 * i]) or '0')
+    if spent + in_flight >= cap then return {0, i, spent} end
+  end
 end
-local held = ARGV[2]
+local held = ''
 for i = 1, counters do
-  add(KEYS[i + 2], ARGV[2], ARGV[4 + 2 * i])
-  held = held .. ' ' .. KEYS[i + 2]
+  local target = KEYS[1 + 2 * i]
+  if ARGV[4 * i + 2] ~= '1' then target = KEYS[2 + 2 * i] end
+  add(target, ARGV[4 * i + 3], ARGV[4 * i + 1])
+  held = held .. ARGV[4 * i + 3] .. ' ' .. target .. ' '
 end
 redis.call('HSET', KEYS[1], ARGV[1], held)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return {1, 0, 0}
 """
 )
@@ -87,6 +100,43 @@ if held then
 end
 redis.call('ZADD', KEYS[3], 'GT', ARGV[4], ARGV[3])
 for i = 4, #KEYS do add(KEYS[i], ARGV[2], ARGV[i + 1]) end
+return 1
+"""
+)
+
+
+# KEYS: holds hash, hold deadlines zset, then the counters to bill.
+# ARGV: request id, delta (nano-USD), new hold deadline (0: none), then a ttl per counter.
+# Bills `delta` more of a request still running. Against a hard cap the hold already counts in the
+# counter: that much of the hold turns into spend (the counter moves only past the hold), so the
+# worst case stays the ceiling and a hold given back later releases only what is left of it.
+PROGRESS = RedisScript(
+    _RELEASE_LUA
+    + """
+local delta = tonumber(ARGV[2])
+local covered = {}
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local amount, rewritten = 0, ''
+  for part in string.gmatch(held, '%S+') do
+    if tonumber(part) then
+      amount = tonumber(part)
+    else
+      local left = amount
+      if string.sub(part, -10) ~= ':in_flight' then
+        left = math.max(0, amount - delta)
+        covered[part] = amount - left
+      end
+      rewritten = rewritten .. string.format('%d', left) .. ' ' .. part .. ' '
+    end
+  end
+  redis.call('HSET', KEYS[1], ARGV[1], rewritten)
+  if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1]) end
+end
+for i = 3, #KEYS do
+  local more = delta - (covered[KEYS[i]] or 0)
+  if more ~= 0 then add(KEYS[i], string.format('%d', more), ARGV[i + 1]) end
+end
 return 1
 """
 )
@@ -160,16 +210,21 @@ def spend_counters(key: ResolvedKey, when: datetime) -> list[CapCounter]:
     ]
 
 
-def _refusal(counter: CapCounter) -> SpendLimitExceeded:
-    assert counter.cap is not None
-    return SpendLimitExceeded(
-        f"The {counter.scope}'s spend cap of ${counter.cap.usd} ({counter.cap.period}) has been reached.",
-    )
+@dataclass(frozen=True, slots=True)
+class SpendHold:
+    """What a request holds against its caps until it is billed (the stream renews its deadline)."""
+
+    request_id: str
+    tenant_id: int
+    hold_s: float
+
+    def deadline(self) -> float:
+        return time.time() + 3 * self.hold_s + float(settings.MESH_SPEND_HOLD_GRACE_S)
 
 
 async def spend_cap_check(*, key: ResolvedKey) -> None:
-    """402 once recorded spend has reached a soft cap (hard caps are checked by `spend_reserve`,
-    which also gives back the holds of crashed workers: checking them here could lock a key out)."""
+    """402 once recorded spend has reached a soft cap, for a request refused before it could be
+    priced (requests that are run are checked by `spend_reserve`, in flight included)."""
     counters = [c for c in spend_counters(key, datetime.now(UTC)) if c.cap is not None and not c.cap.hard]
     if not counters:
         return
@@ -182,64 +237,98 @@ async def spend_cap_check(*, key: ResolvedKey) -> None:
     for counter, raw in zip(counters, values, strict=True):
         assert counter.cap is not None
         if int(raw or 0) >= to_nano_usd(counter.cap.usd):
-            raise _refusal(counter)
+            raise _refusal(counter, Decimal(0))
 
 
-@dataclass(frozen=True, slots=True)
-class SpendHold:
-    """A worst-case cost held against hard caps until the request is billed."""
-
-    request_id: str
-    nano_usd: int
+def in_flight_name(counter_name: str) -> str:
+    """Expected cost of a counter's requests in flight (soft caps), in the counter's slot."""
+    return f"{counter_name}:in_flight"
 
 
 async def spend_reserve(
-    *, key: ResolvedKey, request_id: str, worst_case_usd: Decimal, at: float, hold_s: float
+    *,
+    key: ResolvedKey,
+    request_id: str,
+    worst_case_usd: Decimal,
+    expected_usd: Decimal,
+    at: float,
+    hold_s: float,
 ) -> SpendHold | None:
-    """Hold `worst_case_usd` against every hard cap of the key and tenant, or 402 if it does not fit.
+    """Hold the request's cost against every cap of the key and tenant, or 402: the worst case
+    against hard caps, the expected cost (as in flight) against soft ones.
 
-    Soft caps hold nothing. `hold_s` is the request's upstream timeout: a hold still unsettled
-    after three times that plus MESH_SPEND_HOLD_GRACE_S (its worker died) is given back.
+    `hold_s` is the request's upstream timeout: a hold still unsettled after three times that plus
+    MESH_SPEND_HOLD_GRACE_S (its worker died) is given back. Without Redis, hard caps fail closed
+    (nothing proves the request fits) and soft caps open (spend is still recorded and rebuilt).
     """
     when = datetime.fromtimestamp(at, UTC)
-    counters = [c for c in spend_counters(key, when) if c.cap is not None and c.cap.hard]
+    counters = [c for c in spend_counters(key, when) if c.cap is not None]
     if not counters:
         return None
-    amount = to_nano_usd(worst_case_usd, ROUND_CEILING)
-    now = time.time()
-    deadline = now + 3 * hold_s + settings.MESH_SPEND_HOLD_GRACE_S
-    args: list[str | int | float] = [request_id, amount, deadline, now]
+    hold = SpendHold(request_id=request_id, tenant_id=key.tenant_id, hold_s=hold_s)
+    worst, expected = to_nano_usd(worst_case_usd, ROUND_CEILING), to_nano_usd(expected_usd, ROUND_CEILING)
+    names = holds_names(key.tenant_id)
+    args: list[str | int | float] = [request_id, hold.deadline(), time.time()]
     for counter in counters:
         assert counter.cap is not None
-        args += [to_nano_usd(counter.cap.usd), PERIOD_TTL_S.get(counter.period, 0)]
+        names += [counter.name, in_flight_name(counter.name)]
+        hard = counter.cap.hard
+        args += [to_nano_usd(counter.cap.usd), PERIOD_TTL_S.get(counter.period, 0), int(hard)]
+        args.append(worst if hard else expected)
     try:
-        held, refused, _ = await RESERVE.run_batched(
-            [*holds_names(key.tenant_id), *(c.name for c in counters)], args
-        )
+        held, refused, _ = await RESERVE.run_batched(names, args)
     except REDIS_UNAVAILABLE as error:
         outage.failed(error)
-        raise _unverifiable() from None
+        if any(c.cap is not None and c.cap.hard for c in counters):
+            raise _unverifiable() from None
+        return None
     outage.recovered()
     if not int(held):
-        counter = counters[int(refused) - 1]
-        assert counter.cap is not None
-        raise SpendLimitExceeded(
-            f"This request could cost up to ${worst_case_usd:.6f}, more than is left under the "
-            f"{counter.scope}'s hard spend cap of ${counter.cap.usd} ({counter.cap.period}).",
+        raise _refusal(counters[int(refused) - 1], worst_case_usd)
+    return hold
+
+
+def _refusal(counter: CapCounter, worst_case_usd: Decimal) -> SpendLimitExceeded:
+    assert counter.cap is not None
+    if not counter.cap.hard:
+        return SpendLimitExceeded(
+            f"The {counter.scope}'s spend cap of ${counter.cap.usd} ({counter.cap.period}) has been reached.",
         )
-    return SpendHold(request_id=request_id, nano_usd=amount)
+    return SpendLimitExceeded(
+        f"This request could cost up to ${worst_case_usd:.6f}, more than is left under the "
+        f"{counter.scope}'s hard spend cap of ${counter.cap.usd} ({counter.cap.period}).",
+    )
+
+
+async def spend_progress(
+    *, key: ResolvedKey, request_id: str, delta_usd: Decimal, at: float, hold: SpendHold | None
+) -> None:
+    """Bill `delta_usd` more of a request still running (a stream's cost so far) and push its hold's
+    deadline out, in one auto-pipelined script: a stream whose worker dies is then billed for what
+    it delivered, and a long stream keeps its hold while it is open (see PROGRESS)."""
+    counters = spend_counters(key, datetime.fromtimestamp(at, UTC))
+    names = [*holds_names(key.tenant_id), *(c.name for c in counters)]
+    deadline = hold.deadline() if hold is not None else 0
+    ttls = [PERIOD_TTL_S.get(c.period, 0) for c in counters]
+    try:
+        await PROGRESS.run_batched(names, [request_id, to_nano_usd(delta_usd), deadline, *ttls])
+    except REDIS_UNAVAILABLE as error:
+        outage.failed(error)  # the ledger has the progress; the rebuild task heals the counter
+        return
+    outage.recovered()
 
 
 async def spend_add(
     *, key: ResolvedKey, cost_usd: Decimal, at: float | None = None, request_id: str | None = None
 ) -> None:
     """Bill a finished request in one round trip: release its hold (if it had one), add its real
-    cost to the key's and tenant's counters (capped or not, so a cap set later starts from the
-    truth) and stamp the key's last use (written to the database by a periodic task)."""
+    cost (less what its progress already billed) to the key's and tenant's counters (capped or not,
+    so a cap set later starts from the truth) and stamp the key's last use (written to the database
+    by a periodic task)."""
     counters = spend_counters(key, datetime.fromtimestamp(at or time.time(), UTC))
     ttls = [PERIOD_TTL_S.get(c.period, 0) for c in counters]
     names = [*holds_names(key.tenant_id), last_used_name(key.tenant_id), *(c.name for c in counters)]
-    amount = to_nano_usd(max(cost_usd, Decimal(0)))
+    amount = to_nano_usd(cost_usd)  # negative when a stream's progress billed more than its final cost
     try:
         await BILL.run_batched(names, [request_id or "", amount, key.key_id, time.time(), *ttls])
     except REDIS_UNAVAILABLE as error:
@@ -247,6 +336,41 @@ async def spend_add(
         outage.failed(error)
         return
     outage.recovered()
+
+
+# KEYS: holds hash, hold deadlines zset. ARGV: request id. Gives back what the request still holds.
+RELEASE = RedisScript(
+    _RELEASE_LUA
+    + """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then release(held) end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return held and 1 or 0
+"""
+)
+
+
+def spend_settle_sync(
+    *, tenant_id: int, key_id: int, periods: tuple[str, str], request_id: str, cost_usd: Decimal, at: float
+) -> None:
+    """`spend_add` for sync code billing on behalf of a request whose worker died before billing it
+    (the finaliser): releases what it holds and adds its cost to the period of `at` (`periods`: the
+    key's and the tenant's cap periods)."""
+    when = datetime.fromtimestamp(at, UTC)
+    counters = [
+        (key_counter_name(tenant_id, key_id, periods[0], when), periods[0]),
+        (tenant_counter_name(tenant_id, periods[1], when), periods[1]),
+    ]
+    names = [*holds_names(tenant_id), last_used_name(tenant_id), *(name for name, _ in counters)]
+    ttls = [PERIOD_TTL_S.get(period, 0) for _, period in counters]
+    BILL.run_sync(get_sync_redis(), names, [request_id, to_nano_usd(cost_usd), key_id, at, *ttls])
+
+
+def spend_hold_release_sync(*, tenant_id: int, request_id: str) -> bool:
+    """Give back what a request whose worker died still holds (its spend so far was billed as it
+    went, see `spend_progress`), without waiting for the hold's deadline."""
+    return bool(RELEASE.run_sync(get_sync_redis(), holds_names(tenant_id), [request_id]))
 
 
 def _unverifiable() -> SpendLimitExceeded:

@@ -127,3 +127,15 @@ _batchers = LoopLocal(CommandBatcher)
 async def redis_batched(*command: Any) -> Any:
     """Run one Redis command (as for `execute_command`) in the loop's next shared pipeline."""
     return await _batchers.get().submit(command)
+
+
+def redis_batched_nowait(*command: Any) -> None:
+    """`redis_batched` without waiting for the reply: the command rides the loop's next pipeline
+    while the caller goes on (a failure is dropped; use it only for writes something else backs up)."""
+    future = _batchers.get().submit(command)
+    future.add_done_callback(_consume)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not log it as never retrieved

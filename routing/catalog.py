@@ -21,6 +21,7 @@ from meshplatform.loops import LoopLocal
 from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_sync_redis
 from meshplatform.redis_batch import redis_batched
 from routing.catalog_seed import SEED_MODELS, seed_defaults
+from routing.media_tokens import NO_BOUND, MediaTokens, media_tokens_default
 from routing.models import CatalogModel
 from usage.types import TokenUsage
 
@@ -41,6 +42,12 @@ class CatalogEntry:
     max_output_tokens: int | None
     cache_write_per_mtok_usd: Decimal | None = None  # None = the input price
     reasoning: bool = False  # the model can think (OpenAI's reasoning_effort maps to a budget)
+    # The most prompt tokens one content part of a kind costs (None: up to the context window).
+    media_tokens: MediaTokens = NO_BOUND
+
+    def part_max_tokens(self, kind: str) -> int:
+        bound: int | None = getattr(self.media_tokens, kind)
+        return self.context_window if bound is None else bound
 
     def cost(self, tokens: TokenUsage) -> Decimal:
         """USD cost of `tokens` at this entry's prices: cache reads at the cached rate, cache writes
@@ -83,6 +90,12 @@ def _entry(row: CatalogModel) -> CatalogEntry:
         max_output_tokens=row.max_output_tokens,
         cache_write_per_mtok_usd=row.cache_write_per_mtok_usd,
         reasoning=row.reasoning,
+        media_tokens=MediaTokens(
+            image=row.image_part_max_tokens,
+            audio=row.audio_part_max_tokens,
+            video=row.video_part_max_tokens,
+            file=row.file_part_max_tokens,
+        ),
     )
 
 
@@ -150,12 +163,18 @@ def catalog_changed() -> None:
     transaction.on_commit(lambda: get_sync_redis().set(VERSION_KEY, str(ULID())))
 
 
+def _media_defaults(model_id: str) -> dict[str, int | None]:
+    return {
+        f"{kind}_part_max_tokens": value for kind, value in media_tokens_default(model_id)._asdict().items()
+    }
+
+
 def catalog_seed() -> int:
     """Create the seed models that are missing; returns how many were created."""
     created = 0
     for seed in SEED_MODELS:
         _, was_created = CatalogModel.objects.get_or_create(
-            model_id=seed.model_id, defaults=seed_defaults(seed)
+            model_id=seed.model_id, defaults={**seed_defaults(seed), **_media_defaults(seed.model_id)}
         )
         created += was_created
     if created:

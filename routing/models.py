@@ -36,6 +36,20 @@ class CatalogModel(models.Model):
     reasoning = models.BooleanField(
         default=False, help_text="The model can think: reasoning_effort becomes its thinking budget."
     )
+    # The most prompt tokens one content part of each kind can cost (the hard cap's worst case counts
+    # each part at this, whatever its bytes); empty = no bound below the context window.
+    image_part_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tokens one image part costs; empty = the context window."
+    )
+    audio_part_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tokens one audio part costs; empty = the context window."
+    )
+    video_part_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tokens one video part costs; empty = the context window."
+    )
+    file_part_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tokens one file part costs; empty = the context window."
+    )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

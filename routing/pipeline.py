@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
 
-import orjson
 from django.conf import settings
 
 from jobs.serializers import JobObject, job_object
@@ -24,13 +23,13 @@ from keys.limits import RateLimitState
 from keys.spend import spend_cap_check, spend_reserve
 from meshplatform.db import db_call
 from meshplatform.errors import BadRequest, GatewayError
-from routing.catalog import CatalogEntry, catalog_current
+from routing.catalog import catalog_current
+from routing.pricing import expected_usd, worst_case_usd
 from routing.relay import CompletionStream, prompt_tokens_estimate
 from routing.resolve import Candidate, candidates_resolve, model_requested
 from routing.schema import ChatCompletionRequest
 from routing.upstream import complete_with_fallback, open_stream_with_fallback
 from templates_app.expansion import ExpandedTemplate, template_expand
-from usage.estimate import tokens_at_most
 from usage.ledger import LedgerEntry
 from usage.types import TokenUsage
 
@@ -84,8 +83,6 @@ async def chat_completion(
     entry = LedgerEntry(key=key, request_id=request_id, session_id=chat.session_id)
     async with entry.guard():
         with _admitted(admission) as limits:
-            if not accepted:
-                await spend_cap_check(key=key)
             template = await _template(chat, entry)
             template_model = template.model if template is not None else None
             model_id = model_requested(request_model=chat.model, template_model=template_model, key=key)
@@ -97,9 +94,10 @@ async def chat_completion(
             body = upstream_body(chat, template)
             timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
             if not accepted:
-                await _reserve_worst_case(entry, candidates, chat, template, body, timeout)
+                await _hold_spend(entry, candidates, chat, template, body, timeout)
             if chat.async_mode and not accepted:
                 return ChatAccepted(job=await _job_submit(entry, chat), rate_limits=limits)
+            _note_in_flight(entry, candidates, body, timeout)
             if chat.stream:
                 return await _stream_open(entry, candidates, chat, body, timeout, limits)
             candidate, completion = await complete_with_fallback(
@@ -208,7 +206,20 @@ async def _stream_open(
     return stream
 
 
-async def _reserve_worst_case(
+def _note_in_flight(
+    entry: LedgerEntry, candidates: list[Candidate], body: dict[str, Any], timeout: float
+) -> None:
+    """What to bill if this worker dies before the final record: the prompt estimate, finalised by
+    beat once every candidate's timeout (and a grace) has passed."""
+    longest = len(candidates) * timeout + settings.MESH_STREAM_FINALISE_GRACE_S
+    entry.in_flight(
+        candidates[0].served_by,
+        prompt_tokens=prompt_tokens_estimate(body),
+        finalise_after=entry.started_at + longest,
+    )
+
+
+async def _hold_spend(
     entry: LedgerEntry,
     candidates: list[Candidate],
     chat: ChatCompletionRequest,
@@ -216,48 +227,14 @@ async def _reserve_worst_case(
     body: dict[str, Any],
     timeout: float,
 ) -> None:
-    """Hard caps only: hold the worst-case cost before any upstream call (402 if it does not fit)."""
-    if entry.key.hard_capped:
-        await spend_reserve(
-            key=entry.key,
-            request_id=entry.request_id,
-            worst_case_usd=worst_case_usd(candidates, chat, template, body),
-            at=entry.started_at,
-            hold_s=timeout,
-        )
-
-
-def worst_case_usd(
-    candidates: list[Candidate],
-    chat: ChatCompletionRequest,
-    template: ExpandedTemplate | None,
-    body: dict[str, Any],
-) -> Decimal:
-    """The most this request can cost at any candidate's prices: the body's bound as prompt
-    tokens plus the whole output allowance of every choice (read from the typed request, else its
-    template's defaults, else the model's output limit)."""
-    defaults = template.params if template is not None else {}
-    prompt_tokens = tokens_at_most(len(orjson.dumps(body)))
-    choices = chat.n or _int_or_none(defaults.get("n")) or 1
-    # The upstream gets both fields merged; max_completion_tokens supersedes max_tokens there.
-    asked = (
-        chat.max_completion_tokens
-        or _int_or_none(defaults.get("max_completion_tokens"))
-        or chat.max_tokens
-        or _int_or_none(defaults.get("max_tokens"))
+    """The spend caps, before any upstream call: hold the worst case against hard caps and the
+    expected cost against soft ones (402 if it does not fit, or a soft cap is reached)."""
+    key = entry.key
+    entry.hold = await spend_reserve(
+        key=key,
+        request_id=entry.request_id,
+        worst_case_usd=worst_case_usd(candidates, chat, template, body) if key.hard_capped else Decimal(0),
+        expected_usd=expected_usd(candidates, chat, template, body),
+        at=entry.started_at,
+        hold_s=timeout,
     )
-
-    def output_allowance(entry: CatalogEntry) -> int:
-        return asked or entry.max_output_tokens or entry.context_window
-
-    return max(
-        c.entry.cost(
-            TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=choices * output_allowance(c.entry))
-        )
-        for c in candidates
-    )
-
-
-def _int_or_none(value: object) -> int | None:
-    """A template default Mesh prices (validated as an int when the template was saved)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import orjson
+from django.conf import settings
 
 from keys.limits import RateLimitState
-from meshplatform.errors import GatewayError, UpstreamError
+from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
 from routing.http_client import UpstreamTransportError
 from routing.providers.base import usage_from_openai
 from routing.upstream import OpenStream, timeout_error
@@ -56,6 +57,38 @@ def _as_gateway_error(error: Exception, stream: OpenStream, timeout: float) -> G
     return UpstreamError(
         f"The {stream.candidate.adapter.name} upstream stream broke off.",
         provider_error=stream.candidate.adapter.provider_error(None, type(error).__name__),
+        retryable=False,
+    )
+
+
+class StreamClock:
+    """When a stream next reports its progress, and when it must end: checked once per chunk (one
+    clock read), acted on every MESH_STREAM_PROGRESS_INTERVAL_S (no Redis command per chunk). The
+    upstream read timeout bounds the gap between chunks; MESH_STREAM_MAX_S bounds the whole."""
+
+    __slots__ = ("ends_at", "interval_s", "max_s", "next_tick")
+
+    def __init__(self) -> None:
+        now = time.monotonic()
+        self.interval_s = float(settings.MESH_STREAM_PROGRESS_INTERVAL_S)
+        self.max_s = float(settings.MESH_STREAM_MAX_S)
+        self.ends_at: float = now + self.max_s
+        self.next_tick: float = min(now + self.interval_s, self.ends_at)
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_tick
+
+    def tick(self) -> bool:
+        """Schedule the next report; False once the stream has lasted its longest allowed time."""
+        now = time.monotonic()
+        self.next_tick = min(now + self.interval_s, self.ends_at)
+        return now < self.ends_at
+
+
+def _too_long(stream: OpenStream, max_s: float) -> GatewayTimeout:
+    return GatewayTimeout(
+        f"The stream reached the longest a stream may last ({max_s:g}s) and was ended.",
+        provider_error=stream.candidate.adapter.provider_error(None, "stream too long"),
         retryable=False,
     )
 
@@ -162,10 +195,8 @@ class CompletionStream:
         except asyncio.CancelledError as cancelled:  # bill anyway, then let the cancellation through
             interrupted = cancelled
         usage = self._usage
-        # Without the upstream's count: OpenAI-compatible upstreams emit about one token per delta.
-        estimate = TokenUsage(prompt_tokens=self._prompt_tokens, completion_tokens=self._content_chunks)
         await self._entry.stream_finished(
-            tokens=usage or estimate,
+            tokens=usage or self._estimate(),
             estimated=usage is None,
             failure=self._failure,
             cancelled=not self._completed,
@@ -173,11 +204,16 @@ class CompletionStream:
         if interrupted is not None:
             raise interrupted
 
+    def _estimate(self) -> TokenUsage:
+        """Without the upstream's count: OpenAI-compatible upstreams emit about one token per delta."""
+        return TokenUsage(prompt_tokens=self._prompt_tokens, completion_tokens=self._content_chunks)
+
     async def _relay(self, encode: Callable[[dict[str, Any]], T], done: T | None) -> AsyncGenerator[T, None]:
         if self._started:
             raise RuntimeError("a CompletionStream is consumed once")
         self._started = True
         model, wants_usage, entry, rest = self.model, self._wants_usage, self._entry, self._upstream.rest
+        clock = StreamClock()
         chunk_id, created = "", int(time.time())
         try:
             try:
@@ -200,6 +236,10 @@ class CompletionStream:
                             entry.first_output()
                         self._content_chunks += 1
                     yield encode(chunk)
+                    if clock.due():
+                        if not clock.tick():
+                            raise _too_long(self._upstream, clock.max_s)
+                        await entry.stream_progress(self._usage or self._estimate())
                     chunk = await anext(rest, None)
                 self._completed = True
             except (GatewayError, UpstreamTransportError) as error:

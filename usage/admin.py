@@ -69,7 +69,9 @@ class UsageEventAdmin(TenantScopedAdminMixin, ReadOnlyAdmin):
         "created_at", "request_id", "tenant", "key_prefix", "session_id", "model_served", "http_status",
         "prompt_tokens", "completion_tokens", "cost_usd", "streamed", "cancelled",
     ]  # fmt: skip
-    list_filter = [TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), "streamed"]
+    list_filter = [
+        TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), "streamed", "sanitized",
+    ]  # fmt: skip
     # Exact matches only: both hit an index (request_id unique, session_id indexed) at any ledger size.
     search_fields = ["=request_id", "=session_id"]
     search_help_text = "An exact request_id (req_…) or session_id."

@@ -84,8 +84,46 @@ def event_decode(raw: bytes) -> UsageEventData:
         raise UndecodableEvent(f"{type(error).__name__}: {error}") from error
 
 
+# PostgreSQL text and jsonb cannot hold NUL; such a value is stored escaped (and the row flagged),
+# never refused: an event the database would refuse is money that would go unbilled.
+NUL = "\x00"
+NUL_ESCAPED = "\\u0000"
+
+
+def _escaped(value: str) -> str:
+    return value.replace(NUL, NUL_ESCAPED)
+
+
+def _json_escaped(value: Any) -> Any:
+    """`value` (decoded JSON) with NUL escaped in every string, keys included."""
+    if isinstance(value, str):
+        return _escaped(value)
+    if isinstance(value, list):
+        return [_json_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {_escaped(str(k)): _json_escaped(v) for k, v in value.items()}
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
+
+
+def event_needs_escaping(event: UsageEventData) -> bool:
+    """Whether a value of `event` cannot be stored as is."""
+    texts = (event.request_id, event.session_id, event.template_id, event.model_requested)
+    more = (event.model_served, event.provider, event.error_code)
+    return _holds_nul([*texts, *more]) or _holds_nul(event.attempts)
+
+
 def _text(value: str | None, limit: int) -> str:
-    return (value or "")[:limit]
+    return _escaped(value or "")[:limit]
 
 
 def _count(value: int) -> int:
@@ -98,9 +136,11 @@ def _millis(value: int | None) -> int | None:
 
 
 def event_row(event: UsageEventData) -> UsageEvent:
+    """The row for `event`; values PostgreSQL cannot hold are escaped and the row `sanitized`."""
     tokens = event.tokens
+    sanitized = event_needs_escaping(event)
     return UsageEvent(
-        request_id=event.request_id[:40],
+        request_id=_text(event.request_id, 40),
         tenant_id=event.tenant_id,
         api_key_id=event.key_id,
         session_id=_text(event.session_id, 256),
@@ -109,7 +149,7 @@ def event_row(event: UsageEventData) -> UsageEvent:
         model_requested=_text(event.model_requested, 200),
         model_served=_text(event.model_served, 200),
         provider=_text(event.provider, 20),
-        attempts=event.attempts,
+        attempts=_json_escaped(event.attempts) if sanitized else event.attempts,
         prompt_tokens=_count(tokens.prompt_tokens),
         completion_tokens=_count(tokens.completion_tokens),
         cached_tokens=_count(tokens.cached_tokens),
@@ -122,5 +162,6 @@ def event_row(event: UsageEventData) -> UsageEvent:
         streamed=event.streamed,
         cancelled=event.cancelled,
         provisional=event.provisional,
+        sanitized=sanitized,
         created_at=datetime.fromtimestamp(event.started_at, UTC),
     )

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 
 from meshplatform.redis import get_sync_redis
 from usage.codec import UndecodableEvent, event_decode, event_encode
-from usage.recording import DEAD_LETTERS, PAYLOAD_FIELD, STREAM
+from usage.recording import DEAD_LETTERS, PAYLOAD_FIELD, SANITIZED_COUNT, STREAM
 from usage.store import usage_events_store
 from usage.types import UsageEventData
 
@@ -41,6 +41,7 @@ class FlushResult:
     stored: int = 0
     reclaimed: int = 0
     dead: int = 0
+    sanitized: int = 0
 
 
 def flush_consumer_name() -> str:
@@ -132,6 +133,8 @@ def _flush_entries(redis: sync_redis.Redis, entries: list[Entry], result: FlushR
             pipe.xadd(
                 DEAD_LETTERS, {PAYLOAD_FIELD: raw, b"reason": reason.encode()}, maxlen=DEAD_LETTERS_MAXLEN
             )
+        if stored.sanitized:
+            pipe.incrby(SANITIZED_COUNT, len(stored.sanitized))
         pipe.xack(STREAM, GROUP, *ids)
         pipe.xdel(STREAM, *ids)
         pipe.execute()
@@ -140,6 +143,7 @@ def _flush_entries(redis: sync_redis.Redis, entries: list[Entry], result: FlushR
     result.read += len(entries)
     result.stored += stored.stored
     result.dead += len(dead)
+    result.sanitized += len(stored.sanitized)
 
 
 def _forget_idle_consumers(redis: sync_redis.Redis, me: str) -> None:

@@ -10,6 +10,11 @@ so a client leaving at the wrong moment can neither skip nor repeat the billing.
 
 Prices come from the model that served (`ServedBy.tariff`, the catalog entry); this module
 computes every cost, so money is counted in one place.
+
+A worker can die at any point, so nothing billed waits for the end alone: before its upstream call
+the request notes itself in flight (`in_flight`, the entry beat bills if no final one comes), and
+a stream bills its cost so far at its opening and at every progress report (`stream_progress`,
+which also renews its spend hold), the final record adding only the rest.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from keys.spend import spend_add
+from keys.spend import SpendHold, spend_add, spend_progress
 from keys.types import ResolvedKey
 from meshplatform.errors import GatewayError
-from usage.recording import usage_record
+from usage.recording import usage_open, usage_record
 from usage.types import TokenUsage, UsageEventData
 
 logger = logging.getLogger(__name__)
@@ -74,11 +79,14 @@ class LedgerEntry:
     cost is decided by exactly one of `served`, `stream_finished` or `failed`."""
 
     __slots__ = (
+        "_billed",
         "_final",
+        "_noted",
         "_served_by",
         "_streamed",
         "_ttft_ms",
         "attempts",
+        "hold",
         "key",
         "model_requested",
         "request_id",
@@ -109,6 +117,10 @@ class LedgerEntry:
         self._streamed = False
         self._ttft_ms: int | None = None
         self._final = False
+        # What the spend caps hold for this request until it is billed (renewed while streaming).
+        self.hold: SpendHold | None = None
+        self._noted = False  # an in-flight note was written: the final record deletes it
+        self._billed = ZERO  # what the stream's progress already billed
 
     # What the request asked (known step by step).
 
@@ -134,19 +146,42 @@ class LedgerEntry:
         self._served_by = by
         await self._final_record(self._event(tokens=tokens, cost=by.tariff.cost(tokens)))
 
-    async def stream_opened(self, by: ServedBy, *, prompt_tokens: int) -> None:
-        """A stream's first chunk arrived: write a provisional entry billing the prompt estimate
-        (what finance sees if this process dies mid-stream; `stream_finished` replaces it)."""
-        self._served_by, self._streamed = by, True
+    def in_flight(self, by: ServedBy, *, prompt_tokens: int, finalise_after: float) -> None:
+        """Before the upstream call: note what to bill should this process die before the final
+        record (the prompt estimate at `by`'s prices, error `worker_lost`); beat bills such notes
+        after `finalise_after` (usage.finalising). Unawaited: it rides the next pipelined batch."""
         tokens = TokenUsage(prompt_tokens=prompt_tokens)
-        opening = self._event(
-            tokens=tokens,
-            cost=by.tariff.cost(tokens),
-            estimated=True,
-            error_code="stream_unfinished",
-            provisional=True,
+        cost = by.tariff.cost(tokens)
+        lost = self._event(
+            tokens=tokens, cost=cost, estimated=True, status=500, error_code="worker_lost", by=by
         )
-        await usage_record(event=opening)
+        usage_open(event=lost, finalise_after=finalise_after)
+        self._noted = True
+
+    async def stream_opened(self, by: ServedBy, *, prompt_tokens: int) -> None:
+        """A stream's first chunk arrived: a provisional entry billing the prompt estimate (what
+        finance sees if this process dies mid-stream; `stream_finished` replaces it)."""
+        self._served_by, self._streamed = by, True
+        await self.stream_progress(TokenUsage(prompt_tokens=prompt_tokens))
+
+    async def stream_progress(self, tokens: TokenUsage) -> None:
+        """The stream's cost so far: the provisional entry brought up to date and the cost added
+        since the last report billed (the hold renewed), side by side in one pipelined batch."""
+        by = self._served_by
+        assert by is not None, "stream_progress before stream_opened"
+        cost = by.tariff.cost(tokens)
+        progress = self._event(
+            tokens=tokens, cost=cost, estimated=True, error_code="stream_unfinished", provisional=True
+        )
+        delta, self._billed = cost - self._billed, cost
+        writes = [usage_record(event=progress, opened=self._noted)]
+        self._noted = False  # the provisional entry now stands in for the note
+        if delta or self.hold is not None:
+            at, request_id = self.started_at, self.request_id
+            writes.append(
+                spend_progress(key=self.key, request_id=request_id, delta_usd=delta, at=at, hold=self.hold)
+            )
+        await asyncio.gather(*writes)
 
     async def stream_finished(
         self, *, tokens: TokenUsage, estimated: bool, failure: GatewayError | None, cancelled: bool
@@ -207,8 +242,9 @@ class LedgerEntry:
             return
         self._final = True
         key, at, request_id = self.key, self.started_at, self.request_id
-        billing = spend_add(key=key, cost_usd=event.cost_usd, at=at, request_id=request_id)
-        await asyncio.shield(asyncio.gather(billing, usage_record(event=event)))
+        owed = event.cost_usd - self._billed  # a stream's progress billed the rest already
+        billing = spend_add(key=key, cost_usd=owed, at=at, request_id=request_id)
+        await asyncio.shield(asyncio.gather(billing, usage_record(event=event, opened=self._noted)))
 
     def _event(
         self,
@@ -220,8 +256,9 @@ class LedgerEntry:
         error_code: str | None = None,
         cancelled: bool = False,
         provisional: bool = False,
+        by: ServedBy | None = None,
     ) -> UsageEventData:
-        by = self._served_by
+        by = by or self._served_by
         return UsageEventData(
             request_id=self.request_id,
             tenant_id=self.key.tenant_id,

@@ -42,6 +42,11 @@ class UsageEvent(models.Model):
         help_text="A stream's opening entry (prompt estimate): replaced by the final entry when the stream "
         "ends; it stays only when the gateway process died mid-stream.",
     )
+    sanitized = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A text value could not be stored as sent (a NUL character): stored escaped as \\u0000.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

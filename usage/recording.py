@@ -37,7 +37,7 @@ from django.conf import settings
 
 from meshplatform.db import db_call
 from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog
-from meshplatform.redis_batch import redis_batched
+from meshplatform.redis_batch import redis_batched, redis_batched_nowait
 from usage.codec import event_encode
 from usage.store import usage_events_store
 from usage.types import UsageEventData
@@ -48,6 +48,11 @@ outage = OutageLog("the usage ledger stream")
 # One hash tag for every ledger key, so they share a slot on Redis Cluster.
 STREAM = "{mesh:usage}:events"
 DEAD_LETTERS = "{mesh:usage}:dead"
+# How many events were stored with escaped values (usage.codec), for the operator (/readyz).
+SANITIZED_COUNT = "{mesh:usage}:sanitized"
+# Requests in flight: request id -> "<finalise after (epoch s)> <encoded event>", written before the
+# upstream call and deleted with the final entry. What a dead worker leaves here, beat finalises.
+OPEN = "{mesh:usage}:open"
 PAYLOAD_FIELD = b"e"
 
 _redis_failed_at = 0.0
@@ -59,13 +64,29 @@ def _keep(task: asyncio.Task[None]) -> None:
     task.add_done_callback(_background.discard)
 
 
-async def usage_record(*, event: UsageEventData) -> None:
-    """Make the request's ledger entry durable: one XADD, or a background insert if Redis is down."""
+def usage_open(*, event: UsageEventData, finalise_after: float) -> None:
+    """Note a request in flight before its upstream call, as the entry to bill should its worker die
+    before the final one is written (see usage.finalising). Not awaited: it rides the next
+    auto-pipelined batch while the upstream call starts, so it adds no round trip."""
+    if (
+        not settings.MESH_USAGE_RECORDING
+        or time.monotonic() - _redis_failed_at < settings.MESH_USAGE_REDIS_RETRY_S
+    ):
+        return
+    value = f"{finalise_after:.3f} ".encode() + event_encode(event)
+    redis_batched_nowait("HSET", OPEN, event.request_id, value)
+
+
+async def usage_record(*, event: UsageEventData, opened: bool = False) -> None:
+    """Make the request's ledger entry durable: one XADD (with `opened`, its in-flight note from
+    `usage_open` deleted in the same batch), or a background insert if Redis is down."""
     if not settings.MESH_USAGE_RECORDING:
         return
     payload = event_encode(event)
     if time.monotonic() - _redis_failed_at >= settings.MESH_USAGE_REDIS_RETRY_S:
         try:
+            if opened:
+                redis_batched_nowait("HDEL", OPEN, event.request_id)
             await redis_batched("XADD", STREAM, "*", PAYLOAD_FIELD, payload)
         except REDIS_UNAVAILABLE as error:
             _redis_down(error)

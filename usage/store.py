@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from django.db import DataError, IntegrityError, connection, transaction
 
-from usage.codec import event_row
+from usage.codec import event_needs_escaping, event_row
 from usage.models import UsageEvent, UsageRollupStale
 from usage.types import UsageEventData
 
@@ -26,6 +26,8 @@ _MARK_STALE_SQL = (
 class StoreResult:
     stored: int = 0
     rejected: list[UsageEventData] = field(default_factory=list)
+    # Stored with values escaped (see usage.codec): their request ids, for the operator's count.
+    sanitized: list[str] = field(default_factory=list)
 
 
 def event_day(event: UsageEventData) -> date:
@@ -48,36 +50,54 @@ _FINAL_FIELDS = [
 ]
 
 
-def _final_over_provisional(events: list[UsageEventData]) -> list[UsageEventData]:
-    """One event per request_id: a final entry wins over a provisional one of the same stream."""
+def _supersedes(event: UsageEventData, current: UsageEventData) -> bool:
+    """A final entry wins over a provisional one; a later provisional update (a stream's progress,
+    written every few seconds) over an earlier one."""
+    if current.provisional and not event.provisional:
+        return True
+    return current.provisional and event.provisional and (event.latency_ms or 0) > (current.latency_ms or 0)
+
+
+def _latest_per_request(events: list[UsageEventData]) -> list[UsageEventData]:
+    """One event per request_id: the one that supersedes the others."""
     chosen: dict[str, UsageEventData] = {}
     for event in events:
         current = chosen.get(event.request_id)
-        if current is None or (current.provisional and not event.provisional):
+        if current is None or _supersedes(event, current):
             chosen[event.request_id] = event
     return sorted(chosen.values(), key=lambda e: e.request_id)
 
 
+def _replace_provisional(events: list[UsageEventData]) -> None:
+    """Rewrite the provisional rows these events supersede (finals, and later progress updates)."""
+    # Only streams write provisional entries: other events cannot replace anything.
+    by_id = {event.request_id: event for event in events if event.streamed or event.provisional}
+    if not by_id:
+        return
+    current = (
+        UsageEvent.objects.filter(request_id__in=by_id, provisional=True)
+        .order_by("request_id")
+        .select_for_update()
+        .values_list("request_id", "pk", "latency_ms")
+    )
+    rows = []
+    for request_id, pk, latency_ms in current:
+        event = by_id[request_id]
+        if event.provisional and (event.latency_ms or 0) <= (latency_ms or 0):
+            continue  # an older progress update arriving late (a reclaimed batch): keep the newer
+        row = event_row(event)
+        row.pk = pk
+        rows.append(row)
+    UsageEvent.objects.bulk_update(rows, _FINAL_FIELDS)
+
+
 def _insert(events: list[UsageEventData]) -> None:
     """One transaction: the events (a request_id already present is skipped, except that a final
-    entry replaces its stream's provisional one) and their stale marks."""
-    events = _final_over_provisional(events)
+    entry or a later progress update replaces a stream's provisional one) and their stale marks."""
+    events = _latest_per_request(events)
     with transaction.atomic():
         UsageEvent.objects.bulk_create([event_row(event) for event in events], ignore_conflicts=True)
-        finals = {event.request_id: event for event in events if not event.provisional}
-        if finals:
-            provisional_ids = dict(
-                UsageEvent.objects.filter(request_id__in=finals, provisional=True)
-                .order_by("request_id")
-                .select_for_update()
-                .values_list("request_id", "pk")
-            )
-            rows = []
-            for request_id, pk in provisional_ids.items():
-                row = event_row(finals[request_id])
-                row.pk = pk
-                rows.append(row)
-            UsageEvent.objects.bulk_update(rows, _FINAL_FIELDS)
+        _replace_provisional(events)
         _mark_stale({(event_day(event), event.tenant_id) for event in events})
 
 
@@ -92,7 +112,14 @@ def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
         return StoreResult()
     try:
         _insert(events)
-        return StoreResult(stored=len(events))
+        sanitized = [event.request_id for event in events if event_needs_escaping(event)]
+        if sanitized:
+            logger.warning(
+                "%d usage events stored with escaped values (NUL characters): %s",
+                len(sanitized),
+                ", ".join(sanitized[:20]),
+            )
+        return StoreResult(stored=len(events), sanitized=sanitized)
     except (IntegrityError, DataError) as error:  # the data, not the database: find the culprit
         if len(events) == 1:
             logger.error("usage event %s refused by the database: %s", events[0].request_id, error)
@@ -102,4 +129,5 @@ def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
         single = usage_events_store(events=[event])
         result.stored += single.stored
         result.rejected += single.rejected
+        result.sanitized += single.sanitized
     return result

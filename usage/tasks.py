@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from usage.finalising import usage_provisional_finalise
 from usage.flushing import usage_stream_flush
 from usage.rollups import usage_rollups_refresh
 from usage.spend_rebuild import spend_counters_rebuild_task  # noqa: F401
@@ -19,3 +20,9 @@ def usage_flush() -> int:
 def usage_rollups_recompute() -> int:
     """On beat every MESH_USAGE_ROLLUP_INTERVAL_S; safe to run twice or after a killed run."""
     return usage_rollups_refresh()
+
+
+@shared_task(name="usage.provisional_finalise", ignore_result=True)
+def usage_provisional_finalise_task() -> int:
+    """On beat every MESH_STREAM_FINALISE_INTERVAL_S: streams cut off by a dead web worker."""
+    return usage_provisional_finalise()

@@ -146,6 +146,17 @@ MESH_USAGE_FLUSH_BUDGET_S = env.float("MESH_USAGE_FLUSH_BUDGET_S", default=10.0)
 MESH_USAGE_CLAIM_IDLE_S = env.float("MESH_USAGE_CLAIM_IDLE_S", default=60.0)
 MESH_USAGE_REDIS_RETRY_S = env.float("MESH_USAGE_REDIS_RETRY_S", default=1.0)
 MESH_USAGE_ROLLUP_INTERVAL_S = env.float("MESH_USAGE_ROLLUP_INTERVAL_S", default=30.0)
+# /readyz says "degraded" once the oldest event not yet flushed to PostgreSQL is older than this.
+MESH_READYZ_MAX_LEDGER_LAG_S = env.float("MESH_READYZ_MAX_LEDGER_LAG_S", default=60.0)
+MESH_READINESS_PROBES = {"ledger": "usage.health.ledger_readiness"}
+# Streams: while one is open the relay brings its provisional ledger entry up to date (and renews
+# its hard-cap hold) every MESH_STREAM_PROGRESS_INTERVAL_S; none lasts longer than MESH_STREAM_MAX_S
+# (it then ends with a 504 error chunk). A provisional entry older than the longest stream plus
+# MESH_STREAM_FINALISE_GRACE_S belongs to a stream whose worker died: beat finalises it (estimated).
+MESH_STREAM_PROGRESS_INTERVAL_S = env.float("MESH_STREAM_PROGRESS_INTERVAL_S", default=5.0)
+MESH_STREAM_MAX_S = env.float("MESH_STREAM_MAX_S", default=3600.0)
+MESH_STREAM_FINALISE_GRACE_S = env.float("MESH_STREAM_FINALISE_GRACE_S", default=120.0)
+MESH_STREAM_FINALISE_INTERVAL_S = env.float("MESH_STREAM_FINALISE_INTERVAL_S", default=60.0)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Usage events from the Redis write-ahead stream into PostgreSQL; stale runs expire unrun.
@@ -159,6 +170,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "usage.rollups_refresh",
         "schedule": MESH_USAGE_ROLLUP_INTERVAL_S,
         "options": {"expires": max(30.0, 2 * MESH_USAGE_ROLLUP_INTERVAL_S)},
+    },
+    # Provisional entries of streams whose worker died, finalised as estimated (and billed).
+    "usage-provisional-finalise": {
+        "task": "usage.provisional_finalise",
+        "schedule": MESH_STREAM_FINALISE_INTERVAL_S,
+        "options": {"expires": max(30.0, MESH_STREAM_FINALISE_INTERVAL_S)},
     },
     # Keys' last-use times live in Redis on the hot path; this writes them to the database.
     "keys-flush-last-used": {"task": "keys.flush_last_used", "schedule": 60.0},
@@ -286,6 +303,9 @@ MESH_LIMITS_FAIL_OPEN = env.bool("MESH_LIMITS_FAIL_OPEN", default=True)
 # A hard-cap hold whose request never settled (its worker died) is given back after three times
 # the request's timeout plus this grace.
 MESH_SPEND_HOLD_GRACE_S = env.float("MESH_SPEND_HOLD_GRACE_S", default=300.0)
+# Soft caps count requests in flight at their expected cost; one that names no max_tokens is
+# expected to produce this many output tokens (at most the model's limit).
+MESH_SOFT_CAP_EXPECTED_OUTPUT_TOKENS = env.int("MESH_SOFT_CAP_EXPECTED_OUTPUT_TOKENS", default=1000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
 # A body must arrive within MESH_BODY_READ_GRACE_S plus its size at MESH_BODY_MIN_RATE_BPS
 # (else 408): slow or truncated uploads cannot hold a connection open (meshplatform/asgi_handler.py).
