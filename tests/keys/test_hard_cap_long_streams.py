@@ -17,6 +17,7 @@ from simulator.server import SimulatorServer
 from tests.conftest import chat_body, gateway_env
 from tests.keys.conftest import key_counter, nano, wait_for_ledger
 from tests.support.gateway import GatewayServer
+from tests.support.waiting import wait_until
 
 
 def test_a_stream_longer_than_its_hold_deadline_keeps_the_cap_a_ceiling(
@@ -45,12 +46,13 @@ def test_a_stream_longer_than_its_hold_deadline_keeps_the_cap_a_ceiling(
                 a_status.append(response.status_code)
                 assert response.text.rstrip().endswith("data: [DONE]")
 
-        started = time.monotonic()
         streaming = threading.Thread(target=run_a)
         streaming.start()
-        time.sleep(1.0)
+        holds = holds_names(tenant_acme.pk)[0]
+        wait_until(lambda: test_redis.hlen(holds) == 1, what="stream A's hold")
+        started = time.monotonic()
         assert httpx.post(url, json=request_b, headers=headers).status_code == 402  # A's hold leaves no room
-        time.sleep(max(0.0, started + 4.5 - time.monotonic()))  # past A's original hold deadline
+        time.sleep(max(0.0, started + 4.0 - time.monotonic()))  # past A's original hold deadline (3 s)
         assert streaming.is_alive()  # A still streams…
         late = httpx.post(url, json=request_b, headers=headers)
         assert late.status_code == 402, late.text  # …and still holds its worst case

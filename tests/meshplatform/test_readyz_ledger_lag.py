@@ -42,7 +42,8 @@ def test_readyz_is_degraded_while_the_ledger_is_not_flushed(
             assert body["ledger"]["unflushed_events"] == 1
 
         def caught_up() -> bool:
-            return httpx.get(f"{server.base_url}/readyz").json()["status"] == "ok"
+            status: str = httpx.get(f"{server.base_url}/readyz").json()["status"]
+            return status == "ok"
 
         wait_until(caught_up, what="/readyz ok once the flusher caught up")
         assert httpx.get(f"{server.base_url}/readyz").json()["ledger"]["unflushed_events"] == 0

@@ -23,7 +23,7 @@ from tests.conftest import chat_body
 from tests.support.gateway import GatewayServer
 from tests.support.ledger import LedgerFlusher
 from tests.support.waiting import wait_until
-from tests.usage.conftest import ledger_events
+from tests.usage.conftest import ledger_events, stream_events
 from usage.codec import event_encode
 from usage.finalising import usage_provisional_finalise
 from usage.flushing import usage_stream_flush
@@ -62,7 +62,11 @@ def test_a_stream_cut_by_a_killed_worker_bills_what_it_delivered_and_is_finalise
         row = UsageEvent.objects.filter(request_id=request_id).first()
         return row if row is not None and row.completion_tokens >= 40 else None
 
-    row = wait_until(progressed, what="the provisional entry's progress")  # before the finaliser
+    wait_until(progressed, what="the provisional entry's progress")  # before the finaliser
+    # Every progress report the worker wrote before it died is flushed (the finaliser's own guard
+    # assumes the longest stream has passed; this test finalises at once).
+    wait_until(lambda: request_id not in {e.request_id for e in stream_events()}, what="the flush")
+    row = UsageEvent.objects.get(request_id=request_id)
     assert row.provisional and row.error_code == "stream_unfinished" and row.http_status == 200
     assert 40 <= row.completion_tokens <= delivered + 15 and row.cost_usd > 0
 
