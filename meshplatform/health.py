@@ -69,5 +69,10 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         status, code = "degraded", 200
     else:
         status, code = "unavailable", 503
-    body = {"status": status, "checks": {**checks, **app_checks}, "providers": providers_configured(), **figures}
+    body = {
+        "status": status,
+        "checks": {**checks, **app_checks},
+        "providers": providers_configured(),
+        **figures,
+    }
     return HttpResponse(orjson.dumps(body), status=code, content_type="application/json")

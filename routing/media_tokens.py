@@ -52,8 +52,9 @@ NO_BOUND = MediaTokens(image=None, audio=None, video=None, file=None)
 
 def media_tokens_default(model_id: str) -> MediaTokens:
     """The seed figures for a catalog model (its provider's, with OpenAI's per-model images)."""
-    provider = model_id.partition("/")[0]
+    provider, _, name = model_id.partition("/")
     defaults = PROVIDER_DEFAULTS.get(provider, NO_BOUND)
-    if model_id in _OPENAI_IMAGE:
-        return defaults._replace(image=_OPENAI_IMAGE[model_id])
+    openai_model = f"openai/{name}" if provider == "azure" else model_id  # Azure deploys OpenAI's models
+    if openai_model in _OPENAI_IMAGE:
+        return defaults._replace(image=_OPENAI_IMAGE[openai_model])
     return defaults
