@@ -97,7 +97,7 @@ async def chat_completion(
                 await _hold_spend(entry, candidates, chat, template, body, timeout)
             if chat.async_mode and not accepted:
                 return ChatAccepted(job=await _job_submit(entry, chat), rate_limits=limits)
-            _note_in_flight(entry, candidates, body, timeout)
+            await _note_in_flight(entry, candidates, body, timeout)
             if chat.stream:
                 return await _stream_open(entry, candidates, chat, body, timeout, limits)
             candidate, completion = await complete_with_fallback(
@@ -206,13 +206,13 @@ async def _stream_open(
     return stream
 
 
-def _note_in_flight(
+async def _note_in_flight(
     entry: LedgerEntry, candidates: list[Candidate], body: dict[str, Any], timeout: float
 ) -> None:
     """What to bill if this worker dies before the final record: the prompt estimate, finalised by
     beat once every candidate's timeout (and a grace) has passed."""
     longest = len(candidates) * timeout + settings.MESH_STREAM_FINALISE_GRACE_S
-    entry.in_flight(
+    await entry.in_flight(
         candidates[0].served_by,
         prompt_tokens=prompt_tokens_estimate(body),
         finalise_after=entry.started_at + longest,

@@ -146,16 +146,16 @@ class LedgerEntry:
         self._served_by = by
         await self._final_record(self._event(tokens=tokens, cost=by.tariff.cost(tokens)))
 
-    def in_flight(self, by: ServedBy, *, prompt_tokens: int, finalise_after: float) -> None:
+    async def in_flight(self, by: ServedBy, *, prompt_tokens: int, finalise_after: float) -> None:
         """Before the upstream call: note what to bill should this process die before the final
         record (the prompt estimate at `by`'s prices, error `worker_lost`); beat bills such notes
-        after `finalise_after` (usage.finalising). Unawaited: it rides the next pipelined batch."""
+        after `finalise_after` (usage.finalising). One pipelined round trip before the upstream call."""
         tokens = TokenUsage(prompt_tokens=prompt_tokens)
         cost = by.tariff.cost(tokens)
         lost = self._event(
             tokens=tokens, cost=cost, estimated=True, status=500, error_code="worker_lost", by=by
         )
-        usage_open(event=lost, finalise_after=finalise_after)
+        await usage_open(event=lost, finalise_after=finalise_after)
         self._noted = True
 
     async def stream_opened(self, by: ServedBy, *, prompt_tokens: int) -> None:

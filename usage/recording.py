@@ -64,17 +64,21 @@ def _keep(task: asyncio.Task[None]) -> None:
     task.add_done_callback(_background.discard)
 
 
-def usage_open(*, event: UsageEventData, finalise_after: float) -> None:
+async def usage_open(*, event: UsageEventData, finalise_after: float) -> None:
     """Note a request in flight before its upstream call, as the entry to bill should its worker die
-    before the final one is written (see usage.finalising). Not awaited: it rides the next
-    auto-pipelined batch while the upstream call starts, so it adds no round trip."""
+    before the final one is written (see usage.finalising). Awaited, so the note is in Redis before
+    the upstream hears of the request (it shares the auto-pipelined round trip with concurrent
+    requests' commands); a Redis failure only costs the note."""
     if (
         not settings.MESH_USAGE_RECORDING
         or time.monotonic() - _redis_failed_at < settings.MESH_USAGE_REDIS_RETRY_S
     ):
         return
     value = f"{finalise_after:.3f} ".encode() + event_encode(event)
-    redis_batched_nowait("HSET", OPEN, event.request_id, value)
+    try:
+        await redis_batched("HSET", OPEN, event.request_id, value)
+    except REDIS_UNAVAILABLE as error:
+        _redis_down(error)
 
 
 async def usage_record(*, event: UsageEventData, opened: bool = False) -> None:

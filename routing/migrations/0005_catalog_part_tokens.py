@@ -20,7 +20,7 @@ def seed_part_tokens(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0003_provider_prices'),
+        ('routing', '0004_roles'),
     ]
 
     operations = [
