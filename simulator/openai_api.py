@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
-import orjson
-
-from simulator.asgi import SSE_HEADERS, Exchange, Headers, StreamScript, send_json
+from simulator.asgi import Exchange, send_json
 from simulator.engine import serve
 from simulator.faults import Fault
-from simulator.reply import Prompt, Reply, Tool, ToolMode, count_words, plan_reply
+from simulator.openai_dialect import OpenAIDialect, Sampling, error_payload, headers
+from simulator.reply import TEXT, OutputFormat, Prompt, Tool, ToolMode, count_words, plan_reply
 
 MODELS = (
     "gpt-4o",
@@ -21,16 +19,8 @@ MODELS = (
     "o3-mini",
     "text-embedding-3-small",
 )
-SYSTEM_FINGERPRINT = "fp_sim0001"
-DONE_FRAME = b"data: [DONE]\n\n"
-
-_ERROR_KINDS: dict[int, tuple[str, str | None]] = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("permission_error", None),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-}
+MAX_CHOICES = 128
+MAX_TOP_LOGPROBS = 20
 
 
 class RequestError(Exception):
@@ -40,29 +30,6 @@ class RequestError(Exception):
         super().__init__(message)
         self.param = param
         self.code = code
-
-
-def error_payload(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    kind, default_code = _ERROR_KINDS.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None)
-    )
-    return {
-        "error": {
-            "message": message,
-            "type": kind,
-            "param": param,
-            "code": code or default_code,
-        }
-    }
-
-
-def request_headers() -> Headers:
-    return [
-        (b"x-request-id", b"req_" + secrets.token_hex(16).encode()),
-        (b"openai-processing-ms", b"1"),
-    ]
 
 
 async def send_error(
@@ -77,7 +44,7 @@ async def send_error(
         exchange.send,
         status,
         error_payload(status, message, param, code),
-        request_headers(),
+        headers(),
     )
 
 
@@ -87,7 +54,7 @@ async def list_models(exchange: Exchange) -> None:
         await send_error(exchange, *problem)
         return
     data = [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in MODELS]
-    await send_json(exchange.send, 200, {"object": "list", "data": data}, request_headers())
+    await send_json(exchange.send, 200, {"object": "list", "data": data}, headers())
 
 
 def auth_problem(exchange: Exchange) -> tuple[int, str] | None:
@@ -103,6 +70,7 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
     """`POST /v1/chat/completions`, authenticated and its fault resolved: validate like OpenAI, then serve."""
     try:
         prompt = parse_prompt(body)
+        sampling = parse_sampling(body)
     except RequestError as error:
         await send_error(exchange, 400, str(error), error.param, error.code)
         return
@@ -111,6 +79,7 @@ async def handle(exchange: Exchange, body: Any, fault: Fault) -> None:
     dialect = OpenAIDialect(
         model=body["model"],
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+        sampling=sampling,
     )
     call_id = "call_" + secrets.token_hex(12)
     await serve(
@@ -175,6 +144,70 @@ def parse_prompt(body: Any) -> Prompt:
         tool_mode=mode,
         forced_tool=forced,
         max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        output=parse_output_format(body.get("response_format")),
+    )
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_sampling(body: dict[str, Any]) -> Sampling:
+    """`n`, `logprobs` and `top_logprobs`, refused where OpenAI refuses them."""
+    n = body.get("n")
+    if n is None:
+        n = 1
+    if not _integer(n) or not 1 <= n <= MAX_CHOICES:
+        raise RequestError(f"Invalid 'n': must be an integer from 1 to {MAX_CHOICES}.", "n", "invalid_value")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise RequestError("Invalid 'logprobs': expected a boolean.", "logprobs", "invalid_type")
+    top = body.get("top_logprobs")
+    if top is not None:
+        if not _integer(top) or not 0 <= top <= MAX_TOP_LOGPROBS:
+            raise RequestError(
+                f"Invalid 'top_logprobs': must be an integer from 0 to {MAX_TOP_LOGPROBS}.",
+                "top_logprobs",
+                "invalid_value",
+            )
+        if not logprobs:
+            raise RequestError(
+                "Invalid value for 'top_logprobs': 'logprobs' must be set to true.",
+                "top_logprobs",
+                "invalid_value",
+            )
+    return Sampling(choices=n, logprobs=bool(logprobs), top_logprobs=top or 0)
+
+
+def parse_output_format(raw: Any) -> OutputFormat:
+    """`response_format`: text, json_object, or json_schema with its `schema`."""
+    if raw is None:
+        return TEXT
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind == "text":
+        return TEXT
+    if kind == "json_object":
+        return OutputFormat(kind="json_object")
+    if kind == "json_schema":
+        spec = raw.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise RequestError(
+                "Missing required parameter: 'response_format.json_schema.name'.",
+                "response_format.json_schema.name",
+                "missing_required_parameter",
+            )
+        schema = spec.get("schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise RequestError(
+                "Invalid type for 'response_format.json_schema.schema': expected an object.",
+                "response_format.json_schema.schema",
+                "invalid_type",
+            )
+        return OutputFormat(kind="json_schema", schema=schema or {"type": "object"})
+    raise RequestError(
+        "Invalid value for 'response_format.type': expected one of 'text', 'json_object' or 'json_schema'.",
+        "response_format.type",
+        "invalid_value",
     )
 
 
@@ -215,128 +248,3 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolMode, str | None
         return tuple(tools), "required", name if isinstance(name, str) else None
     mode: ToolMode = choice if choice in ("none", "auto", "required") else "auto"
     return tuple(tools), mode, None
-
-
-class OpenAIDialect:
-    """Renders a planned reply as a `chat.completion` object or a `chat.completion.chunk` event stream."""
-
-    def __init__(self, *, model: str, include_usage: bool) -> None:
-        self.model = model
-        self.include_usage = include_usage
-        self.id = "chatcmpl-" + secrets.token_hex(14)
-        self.created = int(time.time())
-        self.headers = request_headers()
-        self.stream_headers = SSE_HEADERS
-
-    def error(self, status: int, message: str) -> bytes:
-        return orjson.dumps(error_payload(status, message))
-
-    def usage(self, reply: Reply) -> dict[str, Any]:
-        return {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-            "prompt_tokens_details": {
-                "cached_tokens": reply.cached_tokens,
-                "audio_tokens": 0,
-            },
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        }
-
-    def completion(self, reply: Reply) -> bytes:
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": None,
-            "refusal": None,
-            "annotations": [],
-        }
-        if reply.tool_call is not None:
-            call = reply.tool_call
-            message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-            ]
-        else:
-            message["content"] = reply.text
-        return orjson.dumps(
-            {
-                "id": self.id,
-                "object": "chat.completion",
-                "created": self.created,
-                "model": self.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "logprobs": None,
-                        "finish_reason": reply.finish,
-                    }
-                ],
-                "usage": self.usage(reply),
-                "service_tier": "default",
-                "system_fingerprint": SYSTEM_FINGERPRINT,
-            }
-        )
-
-    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "service_tier": "default",
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": choices,
-        }
-        if self.include_usage:
-            chunk["usage"] = usage
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
-
-    def stream(self, reply: Reply) -> StreamScript:
-        call = reply.tool_call
-        if call is None:
-            head = self._delta({"role": "assistant", "content": "", "refusal": None})
-            content = self._content_frames(reply.pieces)
-        else:
-            head = self._delta(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": ""},
-                        }
-                    ],
-                    "refusal": None,
-                }
-            )
-            content = [
-                self._delta({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
-                for p in reply.pieces
-            ]
-        tail = [self._delta({}, reply.finish)]
-        if self.include_usage:
-            tail.append(self._chunk([], self.usage(reply)))
-        tail.append(DONE_FRAME)
-        return StreamScript(head=[head], content=content, tail=tail)
-
-    def _content_frames(self, pieces: tuple[str, ...]) -> list[bytes]:
-        """Content chunks differ only in their text: splice it into one pre-rendered frame (the hot path)."""
-        marker = "\x00sim\x00"
-        template = self._delta({"content": marker})
-        prefix, _, suffix = template.partition(orjson.dumps(marker))
-        return [prefix + orjson.dumps(piece) + suffix for piece in pieces]

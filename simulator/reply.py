@@ -10,6 +10,7 @@ from typing import Any, Literal
 import orjson
 
 from simulator.faults import Fault
+from simulator.schema_values import schema_example
 
 DEFAULT_CHUNKS = 8
 TOKENS_PER_MESSAGE = 3
@@ -29,6 +30,18 @@ _PIECES = re.compile(r"\s*\S+")
 
 ToolMode = Literal["none", "auto", "required"]
 FinishReason = Literal["stop", "length", "tool_calls"]
+OutputKind = Literal["text", "json_object", "json_schema"]
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """What shape the answer's text must have (OpenAI's `response_format`)."""
+
+    kind: OutputKind = "text"
+    schema: dict[str, Any] | None = None  # json_schema only
+
+
+TEXT = OutputFormat()
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class Prompt:
     tool_mode: ToolMode = "auto"
     forced_tool: str | None = None
     max_tokens: int | None = None
+    output: OutputFormat = TEXT
 
 
 @dataclass(frozen=True)
@@ -95,10 +109,7 @@ def plan_reply(prompt: Prompt, fault: Fault, call_id: str) -> Reply:
     tool = None if prompt.tool_result is not None else choose_tool(prompt)
     if tool is not None:
         arguments = orjson.dumps(example_arguments(tool.parameters)).decode()
-        pieces = [
-            arguments[i : i + ARGUMENT_FRAGMENT_CHARS]
-            for i in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS)
-        ]
+        pieces = _fragments(arguments)
         return _finish(prompt, fault, pieces, ToolCall(call_id, tool.name, arguments), "tool_calls")
     pieces = _text_pieces(prompt, fault)
     finish: FinishReason = "stop"
@@ -111,6 +122,8 @@ def plan_reply(prompt: Prompt, fault: Fault, call_id: str) -> Reply:
 def _text_pieces(prompt: Prompt, fault: Fault) -> list[str]:
     if fault.content is not None:
         return split_pieces(fault.content)
+    if prompt.output.kind != "text":
+        return _fragments(orjson.dumps(structured_output(prompt)).decode())
     if prompt.tool_result is not None:
         pieces = split_pieces("Simulated reply using the tool result: " + prompt.tool_result)
         return pieces[: fault.chunks] if fault.chunks is not None else pieces
@@ -160,30 +173,21 @@ def choose_tool(prompt: Prompt) -> Tool | None:
     return None
 
 
+def _fragments(text: str) -> list[str]:
+    """JSON text cut as a model streams it: a few characters per chunk."""
+    return [text[i : i + ARGUMENT_FRAGMENT_CHARS] for i in range(0, len(text), ARGUMENT_FRAGMENT_CHARS)]
+
+
+def structured_output(prompt: Prompt) -> Any:
+    """The answer for `response_format`: a value of the schema, or any JSON object for json_object."""
+    if prompt.output.kind == "json_schema" and prompt.output.schema is not None:
+        return schema_example(prompt.output.schema)
+    said = " ".join(prompt.last_user_text.split()[:8])
+    return {"reply": f"Simulated reply: {said}".strip(), "words": count_words(prompt.last_user_text)}
+
+
 def example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
-    """Arguments holding every required property, with plausible values, so callers can json.loads them."""
-    properties = schema.get("properties") or {}
-    required = schema.get("required") or []
-    return {
-        name: example_value(name, properties.get(name) or {}) for name in required if isinstance(name, str)
-    }
-
-
-def example_value(name: str, schema: dict[str, Any]) -> Any:
-    if schema.get("enum"):
-        return schema["enum"][0]
-    kind = schema.get("type", "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    kind = str(kind).lower()  # Gemini spells types in capitals
-    if kind == "string":
-        return "Paris" if name.lower() in {"location", "city", "place"} else "example"
-    if kind in {"integer", "number"}:
-        return 1
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        return []
-    if kind == "object":
-        return example_arguments(schema)
-    return None
+    """Arguments holding every property of the parameters schema (optional ones too, as models
+    do), with plausible values, so callers can json.loads and validate them."""
+    value = schema_example(schema or {"type": "object"})
+    return value if isinstance(value, dict) else {}
