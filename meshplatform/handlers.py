@@ -22,6 +22,11 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None, **kw
     return defaults.page_not_found(request, exception)
 
 
+async def api_unknown_path(request: HttpRequest) -> HttpResponse:
+    """The catch-all for /v1/ paths no endpoint claims, whatever the method."""
+    return error_response(NotFound(f"No endpoint at {request.path}."), request_id_of(request))
+
+
 def server_error(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     if _is_api(request):
         return error_response(InternalError("Internal error; it has been logged."), request_id_of(request))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from meshplatform import health
-from meshplatform.handlers import api_not_found, server_error
+from meshplatform.handlers import api_not_found, api_unknown_path, server_error
 
 urlpatterns = [
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
@@ -18,6 +18,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    # Last: any other /v1/ path is the envelope's 404, also under DEBUG (whose 404 page is HTML).
+    re_path(r"^v1/", api_unknown_path),
 ]
 
 handler404 = api_not_found

@@ -1,16 +1,20 @@
-"""Admin for the model catalog: edits take effect on every worker within a second."""
+"""Admin for the model catalog and tenants' model aliases: edits take effect on every worker
+within a second (MESH_CATALOG_CHECK_INTERVAL_S)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from keys.admin_scoping import TenantScopedAdminMixin
+from routing.catalog import catalog_changed
 from routing.catalog_services import catalog_model_delete, catalog_model_save
-from routing.models import CatalogModel, Provider
+from routing.models import CatalogModel, ModelAlias, Provider
 from routing.providers.registry import provider_is_configured
 from usage.money import usd_rate
 
@@ -85,6 +89,45 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CatalogModel]) -> None:
         for model in queryset:
             catalog_model_delete(model=model)
+
+
+class ModelAliasForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ModelAlias
+        fields = ["tenant", "alias", "target"]
+
+    def clean_alias(self) -> str:
+        alias: str = self.cleaned_data["alias"].strip()
+        if not alias or any(c.isspace() for c in alias):
+            raise forms.ValidationError("An alias is one word without spaces, e.g. fast.")
+        if CatalogModel.objects.filter(model_id=alias).exists():
+            raise forms.ValidationError(f"{alias} is already a catalog model id; an alias cannot hide it.")
+        return alias
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(TenantScopedAdminMixin):
+    """A tenant admin names catalog models for their tenant's clients (`fast` → openai/gpt-4o-mini);
+    /v1/models lists them and completions resolve them from the catalog cache."""
+
+    form = ModelAliasForm
+    list_display = ["alias", "target", "tenant", "updated_at"]
+    search_fields = ["alias", "target__model_id"]
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        return ["tenant"] if request.user.is_superuser else []  # other tenants' names stay hidden
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        catalog_changed()
+
+    def delete_model(self, request: HttpRequest, obj: ModelAlias) -> None:
+        super().delete_model(request, obj)
+        catalog_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelAlias]) -> None:
+        super().delete_queryset(request, queryset)
+        catalog_changed()
 
 
 from routing import admin_keys  # noqa: E402, F401  (the composed key and tenant pages)

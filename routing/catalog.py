@@ -1,15 +1,16 @@
 """Catalog lookups for the hot path: a per-worker copy, refreshed when Redis says it changed.
 
-Admin edits bump a version in Redis; each worker compares at most every
-MESH_CATALOG_CHECK_INTERVAL_S (in the background), so the hot path does no
-database query and, between checks, no Redis round trip.
+Admin edits (catalog models and tenants' model aliases) bump a version in Redis; each worker
+compares at most every MESH_CATALOG_CHECK_INTERVAL_S (in the background), so the hot path does
+no database query and, between checks, no Redis round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from meshplatform.redis import REDIS_UNAVAILABLE, OutageLog, get_sync_redis
 from meshplatform.redis_batch import redis_batched
 from routing.catalog_seed import SEED_MODELS, seed_defaults
 from routing.media_tokens import NO_BOUND, MediaTokens, media_tokens_default
-from routing.models import CatalogModel
+from routing.models import CatalogModel, ModelAlias
 from usage.types import TokenUsage
 
 VERSION_KEY = "mesh:catalog:version"
@@ -66,14 +67,40 @@ class CatalogEntry:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
+    """The enabled entries by id, indexed for every name a client may send (all O(1) lookups)."""
+
     version: str | None
     entries: dict[str, CatalogEntry]
+    # Bare names: upstream name (`gpt-4o-mini`) → the entries serving it, by id.
+    by_upstream_name: dict[str, tuple[CatalogEntry, ...]] = field(default_factory=dict)
+    # Tenant id → alias → the catalog id it names (which may be disabled or gone).
+    aliases: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def get(self, model_id: str) -> CatalogEntry | None:
         entry = self.entries.get(model_id)
         if entry is None and model_id.startswith("google/"):  # Gemini's other spelling
             entry = self.entries.get("gemini/" + model_id[len("google/") :])
         return entry
+
+    def tenant_aliases(self, tenant_id: int) -> dict[str, str]:
+        return self.aliases.get(tenant_id, _NO_ALIASES)
+
+
+_NO_ALIASES: dict[str, str] = {}
+
+
+def catalog_build(
+    version: str | None, entries: dict[str, CatalogEntry], aliases: dict[int, dict[str, str]]
+) -> Catalog:
+    by_name: defaultdict[str, list[CatalogEntry]] = defaultdict(list)
+    for model_id in sorted(entries):
+        by_name[entries[model_id].upstream_name].append(entries[model_id])
+    return Catalog(
+        version=version,
+        entries=entries,
+        by_upstream_name={name: tuple(found) for name, found in by_name.items()},
+        aliases=aliases,
+    )
 
 
 def _entry(row: CatalogModel) -> CatalogEntry:
@@ -100,8 +127,12 @@ def _entry(row: CatalogModel) -> CatalogEntry:
 
 
 @db_call
-def _load_entries() -> dict[str, CatalogEntry]:
-    return {row.model_id: _entry(row) for row in CatalogModel.objects.filter(enabled=True)}
+def _load() -> tuple[dict[str, CatalogEntry], dict[int, dict[str, str]]]:
+    entries = {row.model_id: _entry(row) for row in CatalogModel.objects.filter(enabled=True)}
+    aliases: defaultdict[int, dict[str, str]] = defaultdict(dict)
+    for tenant_id, alias, target in ModelAlias.objects.values_list("tenant_id", "alias", "target__model_id"):
+        aliases[tenant_id][alias] = target
+    return entries, dict(aliases)
 
 
 async def _current_version() -> str | None:
@@ -148,7 +179,8 @@ class CatalogCache:
         self.checked_at = time.monotonic()
         if self.snapshot is not None and version is not None and version == self.snapshot.version:
             return
-        self.snapshot = Catalog(version=version, entries=await _load_entries())
+        entries, aliases = await _load()
+        self.snapshot = catalog_build(version, entries, aliases)
 
 
 _caches = LoopLocal(CatalogCache)

@@ -59,3 +59,31 @@ class CatalogModel(models.Model):
 
     def __str__(self) -> str:
         return self.model_id
+
+
+class ModelAlias(models.Model):
+    """A tenant's own name for a catalog model (`fast` → `openai/gpt-4o-mini`), resolved on the
+    hot path from the catalog cache (see routing.catalog)."""
+
+    tenant = models.ForeignKey("keys.Tenant", on_delete=models.CASCADE, related_name="model_aliases")
+    alias = models.CharField(
+        max_length=200, help_text="What this tenant's clients send as `model`, e.g. fast."
+    )
+    target = models.ForeignKey(
+        CatalogModel,
+        on_delete=models.CASCADE,
+        related_name="aliases",
+        help_text="The catalog model it names.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "alias"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "alias"], name="model_alias_unique_per_tenant")
+        ]
+        verbose_name = "model alias"
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.target_id}"

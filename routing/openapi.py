@@ -143,12 +143,13 @@ class ModelPricing(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    id: str
+    id: str = Field(description="A catalog id (`provider/name`) or, with `alias_for`, a tenant alias.")
     object: Literal["model"]
     created: int
     owned_by: str
     context_window: int
     pricing: ModelPricing
+    alias_for: str | None = Field(default=None, description="The catalog id this tenant alias names.")
 
 
 class ModelList(BaseModel):
@@ -272,6 +273,33 @@ def _proxy_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/models/{model}": {
+            "get": {
+                "operationId": "retrieve-model",
+                "summary": "One model (OpenAI's retrieve): a catalog id, tenant alias or bare upstream name",
+                "tags": ["models"],
+                "security": [{"HTTPBearer": []}],
+                "parameters": [
+                    {
+                        "name": "model",
+                        "in": "path",
+                        "required": True,
+                        "description": "May contain `/`, e.g. openrouter/meta-llama/llama-3.3-70b-instruct.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The model",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ModelInfo"}}
+                        },
+                    },
+                    "401": _errors()["401"],
+                    "404": _errors()["404"],
+                },
+            }
+        },
     }
 
 
@@ -298,7 +326,9 @@ def _generic_error(status: str) -> dict[str, Any]:
 
 def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the proxy's paths and schemas, bearer auth for everything."""
-    result["paths"] = {**_proxy_paths(), **jobs_paths(_errors()), **result.get("paths", {})}
+    # Routes accept an optional trailing slash; the document names each path once, without it.
+    generated = {path.rstrip("/"): item for path, item in result.get("paths", {}).items()}
+    result["paths"] = {**_proxy_paths(), **jobs_paths(_errors()), **generated}
     _document_error_answers(result["paths"])
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas())

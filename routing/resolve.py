@@ -1,4 +1,8 @@
-"""Choosing the models to try: request → template → key default → platform default, then `models`."""
+"""Choosing the models to try: request → template → key default → platform default, then `models`.
+
+A name is a catalog id (`openai/gpt-4o-mini`), else one of the tenant's aliases (`fast`), else a
+bare upstream name (`gpt-4o-mini`, what litellm sends once it strips its `openai/` prefix) that
+exactly one configured entry serves. Every step is a dict lookup in the cached catalog."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from keys.types import ResolvedKey
 from meshplatform.errors import Forbidden, ModelNotFound, ProviderNotAvailable
 from routing.catalog import Catalog, CatalogEntry
 from routing.providers.base import ProviderAdapter
-from routing.providers.registry import provider_get
+from routing.providers.registry import provider_get, provider_is_configured
 from usage.ledger import ServedBy
 
 
@@ -28,6 +32,35 @@ def model_requested(*, request_model: str | None, template_model: str | None, ke
     return request_model or template_model or key.default_model or settings.MESH_DEFAULT_MODEL
 
 
+def model_resolve(*, catalog: Catalog, name: str, tenant_id: int, param: str = "model") -> CatalogEntry:
+    """The catalog entry `name` means for this tenant; 404 when it names none, or several."""
+    entry = catalog.get(name)
+    if entry is not None:
+        return entry
+    target = catalog.tenant_aliases(tenant_id).get(name)
+    if target is not None:
+        entry = catalog.entries.get(target)
+        if entry is None:
+            raise ModelNotFound(
+                f"The alias {name!r} names {target!r}, which is not in the catalog now.",
+                param=param,
+            )
+        return entry
+    serving = catalog.by_upstream_name.get(name, ())
+    configured = [e for e in serving if provider_is_configured(e.provider)]
+    if len(configured) == 1 or (not configured and len(serving) == 1):
+        return configured[0] if configured else serving[0]  # an unconfigured one answers 503 later
+    if configured:
+        ids = ", ".join(repr(e.model_id) for e in configured)
+        raise ModelNotFound(f"The model name {name!r} is ambiguous: use one of {ids}.", param=param)
+    raise ModelNotFound(f"The model {name!r} does not exist in this gateway's catalog.", param=param)
+
+
+def model_allowed(key: ResolvedKey, name: str, entry: CatalogEntry) -> bool:
+    """The key's allow-list may name the catalog id or the name the client sent (an alias)."""
+    return not key.allowed_models or entry.model_id in key.allowed_models or name in key.allowed_models
+
+
 def candidates_resolve(
     *, catalog: Catalog, model_id: str, fallbacks: list[str] | None, key: ResolvedKey
 ) -> list[Candidate]:
@@ -36,15 +69,15 @@ def candidates_resolve(
     ids = list(dict.fromkeys([model_id, *(fallbacks or [])]))
     candidates: list[Candidate] = []
     unconfigured: list[str] = []
+    seen: set[str] = set()
     for position, candidate_id in enumerate(ids):
-        entry = catalog.get(candidate_id)
         param = "model" if position == 0 else f"models.{position - 1}"
-        if entry is None:
-            raise ModelNotFound(
-                f"The model {candidate_id!r} does not exist in this gateway's catalog.", param=param
-            )
-        if key.allowed_models and candidate_id not in key.allowed_models:
+        entry = model_resolve(catalog=catalog, name=candidate_id, tenant_id=key.tenant_id, param=param)
+        if not model_allowed(key, candidate_id, entry):
             raise Forbidden(f"This API key may not use the model {candidate_id!r}.", param=param)
+        if entry.model_id in seen:  # two names of one model: try it once
+            continue
+        seen.add(entry.model_id)
         adapter = provider_get(entry.provider)
         if adapter is None or not adapter.configured:
             unconfigured.append(candidate_id)

@@ -75,9 +75,11 @@ class ChatCompletionRequest(ChatParameters):
 
     @field_validator("model")
     @classmethod
-    def _model_is_provider_slash_name(cls, value: str | None) -> str | None:
-        if value is not None and "/" not in value.strip("/"):
-            raise ValueError("model ids look like 'provider/name', e.g. 'openai/gpt-4o'")
+    def _model_is_a_name(cls, value: str | None) -> str | None:
+        """Any non-blank name: a catalog id, a tenant alias or a bare upstream name (the catalog
+        decides, with a 404 naming the problem)."""
+        if value is not None and not value.strip():
+            raise ValueError("model must name a model, e.g. 'openai/gpt-4o'")
         return value
 
     @property

@@ -1,12 +1,14 @@
-"""URLs of the proxy endpoints."""
+"""URLs of the proxy endpoints (a trailing slash is accepted: some clients add one)."""
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import re_path
 
 from routing import views
 
 urlpatterns = [
-    path("chat/completions", views.chat_completions, name="chat-completions"),
-    path("models", views.models_list, name="models-list"),
+    re_path(r"^chat/completions/?$", views.chat_completions, name="chat-completions"),
+    re_path(r"^models/?$", views.models_list, name="models-list"),
+    # Ids contain slashes (`openrouter/meta-llama/llama-3.3-70b-instruct`): the rest of the path.
+    re_path(r"^models/(?P<model_id>.+?)/?$", views.model_retrieve, name="models-retrieve"),
 ]

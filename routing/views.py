@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -13,16 +13,34 @@ from django.views.decorators.csrf import csrf_exempt
 
 from keys.auth import Admission, api_key_admit, api_key_authenticate
 from keys.limits import RateLimitState
-from meshplatform.errors import BadRequest, GatewayError, UnsupportedMediaType, error_response
+from keys.types import ResolvedKey
+from meshplatform.errors import BadRequest, GatewayError, ModelNotFound, UnsupportedMediaType, error_response
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
-from routing.catalog import catalog_current
+from routing.catalog import CatalogEntry, catalog_current
 from routing.pipeline import ChatAccepted, chat_completion, chat_refused
 from routing.providers.registry import provider_is_configured
 from routing.relay import CompletionStream
+from routing.resolve import model_allowed, model_resolve
 from routing.schema import ChatCompletionRequest, parse_chat_request
 
-AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponseBase]]
+AsyncView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
+
+
+class Pricing(TypedDict):
+    input_per_mtok_usd: str
+    output_per_mtok_usd: str
+    cached_input_per_mtok_usd: str
+
+
+class ModelObject(TypedDict):
+    id: str
+    object: str
+    created: int
+    owned_by: str
+    context_window: int
+    pricing: Pricing
+    alias_for: NotRequired[str]
 
 
 def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
@@ -31,7 +49,7 @@ def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
     def decorate(view: AsyncView) -> AsyncView:
         @csrf_exempt
         @wraps(view)
-        async def wrapper(request: HttpRequest) -> HttpResponseBase:
+        async def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     error = BadRequest(f"Method {request.method} is not allowed here.", param="method")
@@ -39,7 +57,7 @@ def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
                     response.status_code = 405
                     response["Allow"] = ", ".join(methods)
                     return response
-                return await view(request)
+                return await view(request, **kwargs)
             except GatewayError as error:
                 return error_response(error, request_id_of(request))
 
@@ -99,24 +117,56 @@ def sse_response(stream: CompletionStream) -> EventStreamResponse:
 
 @api_view("GET")
 async def models_list(request: HttpRequest) -> HttpResponseBase:
-    """The catalog's models whose provider is configured, in OpenAI's list shape."""
+    """The catalog's models whose provider is configured, then the tenant's aliases, in OpenAI's
+    list shape."""
     key = await api_key_authenticate(authorization=request.headers.get("Authorization"))
     catalog = await catalog_current()
     data = [
-        {
-            "id": entry.model_id,
-            "object": "model",
-            "created": 0,
-            "owned_by": entry.provider,
-            "context_window": entry.context_window,
-            "pricing": {
-                "input_per_mtok_usd": str(entry.input_per_mtok_usd),
-                "output_per_mtok_usd": str(entry.output_per_mtok_usd),
-                "cached_input_per_mtok_usd": str(entry.cached_input_per_mtok_usd),
-            },
-        }
+        model_object(entry)
         for entry in sorted(catalog.entries.values(), key=lambda e: e.model_id)
-        if provider_is_configured(entry.provider)
-        and (not key.allowed_models or entry.model_id in key.allowed_models)
+        if listable(key, entry.model_id, entry)
     ]
-    return HttpResponse(orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+    for alias, target in sorted(catalog.tenant_aliases(key.tenant_id).items()):
+        entry = catalog.get(target)
+        if entry is not None and listable(key, alias, entry):
+            data.append(model_object(entry, alias=alias))
+    return json_ok({"object": "list", "data": data})
+
+
+@api_view("GET")
+async def model_retrieve(request: HttpRequest, model_id: str) -> HttpResponseBase:
+    """OpenAI's `GET /v1/models/{model}`: any name a completion accepts (id, alias, bare name)."""
+    key = await api_key_authenticate(authorization=request.headers.get("Authorization"))
+    catalog = await catalog_current()
+    entry = model_resolve(catalog=catalog, name=model_id, tenant_id=key.tenant_id)
+    if not listable(key, model_id, entry):
+        raise ModelNotFound(f"The model {model_id!r} is not available to this API key.", param="model")
+    alias = model_id if model_id in catalog.tenant_aliases(key.tenant_id) else None
+    return json_ok(model_object(entry, alias=alias))
+
+
+def listable(key: ResolvedKey, name: str, entry: CatalogEntry) -> bool:
+    return provider_is_configured(entry.provider) and model_allowed(key, name, entry)
+
+
+def model_object(entry: CatalogEntry, *, alias: str | None = None) -> ModelObject:
+    """OpenAI's model object, plus what Mesh knows: context window, prices, and the aliased id."""
+    model: ModelObject = {
+        "id": alias or entry.model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": entry.provider,
+        "context_window": entry.context_window,
+        "pricing": {
+            "input_per_mtok_usd": str(entry.input_per_mtok_usd),
+            "output_per_mtok_usd": str(entry.output_per_mtok_usd),
+            "cached_input_per_mtok_usd": str(entry.cached_input_per_mtok_usd),
+        },
+    }
+    if alias is not None:
+        model["alias_for"] = entry.model_id
+    return model
+
+
+def json_ok(payload: object) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), content_type="application/json")

@@ -6,7 +6,16 @@ from rest_framework.routers import SimpleRouter
 
 from templates_app.views import TemplateViewSet
 
-router = SimpleRouter(trailing_slash=False)
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes with or without the trailing slash some clients add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("templates", TemplateViewSet, basename="template")
 
 urlpatterns = router.urls

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import re_path
 
 from usage.api import UsageView
 
-urlpatterns = [path("usage", UsageView.as_view(), name="usage-report")]
+urlpatterns = [re_path(r"^usage/?$", UsageView.as_view(), name="usage-report")]

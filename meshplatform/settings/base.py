@@ -62,6 +62,47 @@ API_PATH_PREFIXES = ("/v1/", "/healthz", "/readyz")
 # The proxy's own paths: async end to end, no database connection to manage per request.
 PROXY_PATHS = ("/v1/chat/completions", "/v1/models", "/v1/openapi.json", "/healthz", "/readyz")
 
+# CORS for browser clients (the openai JS SDK with dangerouslyAllowBrowser, web playgrounds): off
+# unless MESH_CORS_ALLOWED_ORIGINS lists origins ("https://app.example.com,http://localhost:3000",
+# or "*" for any). Only /v1/* answers CORS; preflight OPTIONS is answered before authentication.
+# django-cors-headers' middleware is async-native (no thread hop); when off it is not installed.
+MESH_CORS_ALLOWED_ORIGINS = env.list("MESH_CORS_ALLOWED_ORIGINS", default=[])
+if MESH_CORS_ALLOWED_ORIGINS:
+    from corsheaders.defaults import default_headers
+
+    INSTALLED_APPS.append("corsheaders")
+    MIDDLEWARE.insert(1, "corsheaders.middleware.CorsMiddleware")  # inside RequestIdMiddleware
+    CORS_ALLOW_ALL_ORIGINS = MESH_CORS_ALLOWED_ORIGINS == ["*"]
+    CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else MESH_CORS_ALLOWED_ORIGINS
+    CORS_URLS_REGEX = r"^/v1/"
+    CORS_ALLOW_CREDENTIALS = False  # bearer keys, never cookies
+    # What browser SDKs send besides Authorization and Content-Type (openai's x-stainless-* set).
+    CORS_ALLOW_HEADERS = (
+        *default_headers,
+        "openai-organization",
+        "openai-project",
+        "openai-beta",
+        "x-stainless-arch",
+        "x-stainless-async",
+        "x-stainless-helper-method",
+        "x-stainless-lang",
+        "x-stainless-os",
+        "x-stainless-package-version",
+        "x-stainless-retry-count",
+        "x-stainless-runtime",
+        "x-stainless-runtime-version",
+        "x-stainless-timeout",
+        *env.list("MESH_CORS_EXTRA_HEADERS", default=[]),
+    )
+    CORS_EXPOSE_HEADERS = [
+        "X-Request-Id",
+        "Retry-After",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+    ]
+    CORS_PREFLIGHT_MAX_AGE = env.int("MESH_CORS_MAX_AGE_S", default=600)
+
 ROOT_URLCONF = "meshplatform.urls"
 ASGI_APPLICATION = "meshplatform.asgi.application"
 
