@@ -7,9 +7,10 @@ EMBEDDED_STAMP := $(VENV)/.installed-embedded
 
 .PHONY: run test bench lint install services
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 # `make run`'s embedded mode (no REDIS_URL) needs an in-process Redis; nothing else does.
