@@ -12,7 +12,8 @@ import orjson
 from simulator.asgi import Exchange, StreamScript, send_json
 from simulator.engine import serve
 from simulator.faults import Fault
-from simulator.openai_api import OpenAIDialect, RequestError, parse_prompt
+from simulator.openai_api import RequestError, parse_prompt
+from simulator.openai_dialect import OpenAIDialect
 from simulator.reply import Reply, plan_reply
 
 PATH_PREFIX = "/openai/deployments/"

@@ -39,7 +39,7 @@ def get_weather(city: str) -> str:
     return f"18C and sunny in {city}"
 
 
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",

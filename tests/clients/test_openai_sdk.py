@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
@@ -14,7 +14,7 @@ from openai import AsyncOpenAI, OpenAI
 from simulator.server import SimulatorServer
 from tests.clients.conftest import MODEL, WEATHER_TOOL, Weather
 
-ASK_WEATHER = [{"role": "user", "content": "What's the weather in Paris?"}]
+ASK_WEATHER: list[Any] = [{"role": "user", "content": "What's the weather in Paris?"}]
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def test_async_plain_stream_and_tools(mesh: tuple[str, str]) -> None:
             parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
             tools = await sdk.chat.completions.create(
                 model=MODEL,
-                messages=ASK_WEATHER,  # type: ignore[arg-type]
-                tools=[WEATHER_TOOL],  # type: ignore[list-item]
+                messages=ASK_WEATHER,
+                tools=[WEATHER_TOOL],
             )
             calls = tools.choices[0].message.tool_calls or []
             return plain.choices[0].message.content or "", "".join(parts), calls[0].function.name  # type: ignore[union-attr]
@@ -64,8 +64,8 @@ def test_async_plain_stream_and_tools(mesh: tuple[str, str]) -> None:
 def test_tool_round_trip(client: OpenAI) -> None:
     first = client.chat.completions.create(
         model=MODEL,
-        messages=ASK_WEATHER,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=ASK_WEATHER,
+        tools=[WEATHER_TOOL],
     )
     call = (first.choices[0].message.tool_calls or [])[0]
     assert first.choices[0].finish_reason == "tool_calls"
@@ -74,10 +74,10 @@ def test_tool_round_trip(client: OpenAI) -> None:
         model=MODEL,
         messages=[
             *ASK_WEATHER,
-            first.choices[0].message.model_dump(exclude_none=True),
+            cast(Any, first.choices[0].message.model_dump(exclude_none=True)),
             {"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"},
-        ],  # type: ignore[list-item]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        ],
+        tools=[WEATHER_TOOL],
     )
     assert "18C and sunny" in (second.choices[0].message.content or "")
 
@@ -85,8 +85,8 @@ def test_tool_round_trip(client: OpenAI) -> None:
 def test_streamed_tool_call_assembles(client: OpenAI) -> None:
     with client.chat.completions.stream(
         model=MODEL,
-        messages=ASK_WEATHER,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=ASK_WEATHER,
+        tools=[WEATHER_TOOL],
     ) as stream:
         final = stream.get_final_completion()
     call = (final.choices[0].message.tool_calls or [])[0]

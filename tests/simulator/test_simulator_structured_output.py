@@ -71,7 +71,7 @@ def client(simulator: SimulatorServer) -> Iterator[OpenAI]:
         yield sdk
 
 
-def person_format(strict: bool) -> dict[str, Any]:
+def person_format(strict: bool) -> Any:
     schema = to_strict_json_schema(Person) if strict else Person.model_json_schema()
     return {"type": "json_schema", "json_schema": {"name": "Person", "schema": schema, "strict": strict}}
 
@@ -113,7 +113,7 @@ def test_parse_returns_the_pydantic_model(client: OpenAI, strict: bool) -> None:
         raw = client.chat.completions.create(
             model="gpt-4o-mini",
             messages=[{"role": "user", "content": "Invent a person"}],
-            response_format=person_format(strict=False),  # type: ignore[arg-type]
+            response_format=person_format(strict=False),
         )
         person = Person.model_validate_json(raw.choices[0].message.content or "")
     assert isinstance(person, Person)
@@ -124,7 +124,7 @@ def test_streamed_json_schema_concatenates_to_valid_json(client: OpenAI) -> None
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "Invent a person"}],
-        response_format=person_format(strict=True),  # type: ignore[arg-type]
+        response_format=person_format(strict=True),
         stream=True,
     )
     chunks = [c for c in stream if c.choices]
@@ -248,7 +248,7 @@ def test_tool_arguments_fill_every_property(client: OpenAI, stream: bool) -> Non
     else:
         message = client.chat.completions.create(**kwargs).choices[0].message
         assert message.tool_calls
-        arguments = message.tool_calls[0].function.arguments  # type: ignore[union-attr]
+        arguments = message.tool_calls[0].function.arguments
     value = json.loads(arguments)
     assert set(value) == set(Person.model_fields)  # optional properties too
     jsonschema.validate(value, parameters)
