@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('keys', '0002_tenant_member'),
-        ('routing', '0002_seed_catalog'),
+        ('routing', '0003_provider_prices'),
     ]
 
     operations = [
