@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 import orjson
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -40,7 +40,7 @@ class ModelObject(TypedDict):
     owned_by: str
     context_window: int
     pricing: Pricing
-    alias_for: NotRequired[str]
+    alias_for: str | None  # set on a tenant alias
 
 
 def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
@@ -162,9 +162,8 @@ def model_object(entry: CatalogEntry, *, alias: str | None = None) -> ModelObjec
             "output_per_mtok_usd": str(entry.output_per_mtok_usd),
             "cached_input_per_mtok_usd": str(entry.cached_input_per_mtok_usd),
         },
+        "alias_for": entry.model_id if alias is not None else None,
     }
-    if alias is not None:
-        model["alias_for"] = entry.model_id
     return model
 
 

@@ -108,7 +108,12 @@ def test_tool_round_trip(client: Any, simulator: SimulatorServer, provider: str)
     sent = upstream_calls(simulator)[-1]["body"]
     if provider == "anthropic":  # the call and its result, ids kept exactly
         assert sent["messages"][1]["content"] == [
-            {"type": "tool_use", "id": call.id, "name": "get_weather", "input": {"city": "Paris"}}
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": "get_weather",
+                "input": orjson.loads(call.function.arguments),
+            }
         ]
         assert sent["messages"][2] == {
             "role": "user",
