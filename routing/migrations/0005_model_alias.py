@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('keys', '0002_tenant_member'),
-        ('routing', '0003_provider_prices'),
+        ('routing', '0004_roles'),
     ]
 
     operations = [
