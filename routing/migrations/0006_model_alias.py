@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('keys', '0002_tenant_member'),
-        ('routing', '0004_roles'),
+        ('routing', '0005_catalog_part_tokens'),
     ]
 
     operations = [
