@@ -267,10 +267,6 @@ def test_pdf_file_part_becomes_an_anthropic_document(http: httpx.Client, simulat
     ]
     body = {"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": content}]}
     response = http.post("/chat/completions", json=body)
-    if response.status_code == 422 and str(response.json()["error"]["param"]).startswith(
-        "messages.0.content"
-    ):
-        pytest.skip("the request schema does not take `file` parts yet (issue 10 §2, validation lane)")
     assert response.status_code == 200, response.text
     sent = upstream_calls(simulator)[-1]["body"]
     assert sent["messages"][0]["content"][1] == {

@@ -34,6 +34,16 @@ def test_models_list(mesh: meshapi.MeshAPI) -> None:
     assert Decimal(mini.pricing.input_per_mtok_usd or "0") > 0
 
 
+def test_models_retrieve(mesh: meshapi.MeshAPI) -> None:
+    model = mesh.models.retrieve("openai/gpt-4o-mini")  # the slash stays in the path
+    assert (model.id, model.owned_by, model.context_window) == ("openai/gpt-4o-mini", "openai", 128_000)
+    assert model.pricing is not None and Decimal(model.pricing.output_per_mtok_usd or "0") > 0
+    assert model.model_dump() == next(m for m in mesh.models.list().data if m.id == model.id).model_dump()
+    with pytest.raises(meshapi.NotFoundError) as caught:
+        mesh.models.retrieve("openai/no-such-model")
+    assert caught.value.code == "model_not_found"
+
+
 def create_support_template(mesh: meshapi.MeshAPI) -> meshapi.Template:
     return mesh.templates.create(
         name="support-reply",
