@@ -38,6 +38,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--header", f"Authorization: Bearer {acme_key.plaintext}",
         "--request-timeout", "30",
         "--workers", "1",  # CPython 3.11's ast.parse fails in hypothesis' threads (SystemError)
+        # A free-form path parameter that may hold `/` (GET /v1/models/{model}) makes hypothesis drop
+        # most generated values as not URL-safe; the operation is still exercised with what remains.
+        "--suppress-health-check", "filter_too_much",
         "--no-color",
         "--report", "ndjson", "--report-ndjson-path", str(report),
     ]  # fmt: skip
