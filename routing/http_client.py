@@ -66,10 +66,18 @@ class UpstreamResponse:
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive (each read, whatever its size)."""
+        content = self._response.content
         try:
-            async for data in self._response.content.iter_any():
+            async for data in content.iter_any():
                 yield data
         except aiohttp.ClientError as error:
+            # aiohttp's reader raises a broken connection's error before the bytes that arrived
+            # with it (readany checks the exception first). Those bytes were sent to the caller's
+            # request and may hold whole events: hand them on, then report the break (private reader API,
+            # aiohttp pinned; tests/routing/test_upstream_client.py fails if it changes).
+            received = content._read_nowait(-1) if content._buffer else b""
+            if received:
+                yield received
             raise _transport_failure(error) from error
 
     async def aclose(self) -> None:
@@ -118,3 +126,8 @@ async def upstream_send(
     except aiohttp.ClientError as error:
         raise _transport_failure(error) from error
     return UpstreamResponse(response)
+
+
+async def upstream_session_close() -> None:
+    """Close this loop's pool (for a loop that ends while the process lives on, as tests' do)."""
+    await _sessions.get().close()
