@@ -43,6 +43,12 @@ class ResolvedKey:
     tenant_spend_period: str = "monthly"
 
     @property
+    def soft_capped(self) -> bool:
+        """Whether the key or its tenant counts expected cost in flight against a soft cap."""
+        caps = (self.key_cap, self.tenant_cap)
+        return any(cap is not None and not cap.hard for cap in caps)
+
+    @property
     def hard_capped(self) -> bool:
         """Whether the key or its tenant reserves worst-case cost before each upstream call."""
         return bool((self.key_cap and self.key_cap.hard) or (self.tenant_cap and self.tenant_cap.hard))

@@ -15,6 +15,7 @@ from meshplatform.framework import database_request_end, database_request_start
 from meshplatform.request_ids import new_request_id, request_id_of
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+MAX_REMEMBERED_HOSTS = 256
 
 
 class RequestIdMiddleware:
@@ -35,50 +36,14 @@ class RequestIdMiddleware:
         return response
 
 
-class AllowedHostsMiddleware:
-    """ALLOWED_HOSTS on every path, checked first (Django checks it only when something calls
-    `get_host()`, which the proxy's paths never did): the envelope's 400 on API paths.
-
-    The verdict per Host header is remembered (a few distinct values at most in practice, and
-    bounded), so the hot path pays one dict lookup.
-    """
-
-    async_capable = True
-    sync_capable = False
-    MAX_REMEMBERED = 256
-
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-        self.api_prefixes: tuple[str, ...] = tuple(settings.API_PATH_PREFIXES)
-        self.verdicts: dict[tuple[str | None, str | None], bool] = {}
-        markcoroutinefunction(self)
-
-    def host_allowed(self, request: HttpRequest) -> bool:
-        # Both headers: which one get_host() believes depends on USE_X_FORWARDED_HOST.
-        header = (request.META.get("HTTP_X_FORWARDED_HOST"), request.META.get("HTTP_HOST"))
-        verdict = self.verdicts.get(header)
-        if verdict is None:
-            try:
-                request.get_host()
-                verdict = True
-            except DisallowedHost:
-                verdict = False
-            if len(self.verdicts) < self.MAX_REMEMBERED:
-                self.verdicts[header] = verdict
-        return verdict
-
-    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if self.host_allowed(request):
-            return await self.get_response(request)
-        if request.path.startswith(self.api_prefixes):
-            error = BadHost("The Host header is not one this gateway serves (ALLOWED_HOSTS).", param="Host")
-            return error_response(error, request_id_of(request))
-        return HttpResponseBadRequest(b"Bad Request: the Host header is not allowed.")
-
-
 class RequestScopeMiddleware:
     """What each kind of path needs around it, and nothing more.
 
+    - First, on every path: ALLOWED_HOSTS (Django checks it only when something calls
+      `get_host()`, which the proxy's paths never do), the envelope's 400 on API paths. The
+      verdict per Host header is remembered (a few distinct values in practice, bounded), so
+      the hot path pays one dict lookup. (Here rather than in a middleware of its own: each
+      layer adds Django's exception wrapper, measurable per request.)
     - The proxy's paths (settings.PROXY_PATHS) are async end to end and manage no database
       connection per request: they pass straight through.
     - Other API paths (DRF management APIs) get database-connection scope: Django's request
@@ -98,10 +63,31 @@ class RequestScopeMiddleware:
         self.browser_chain = chain
         self.proxy_paths: tuple[str, ...] = tuple(settings.PROXY_PATHS)
         self.api_prefixes: tuple[str, ...] = tuple(settings.API_PATH_PREFIXES)
+        self.host_verdicts: dict[tuple[str | None, str | None], bool] = {}
         markcoroutinefunction(self)
+
+    def host_allowed(self, request: HttpRequest) -> bool:
+        # Both headers: which one get_host() believes depends on USE_X_FORWARDED_HOST.
+        header = (request.META.get("HTTP_X_FORWARDED_HOST"), request.META.get("HTTP_HOST"))
+        verdict = self.host_verdicts.get(header)
+        if verdict is None:
+            try:
+                request.get_host()
+                verdict = True
+            except DisallowedHost:
+                verdict = False
+            if len(self.host_verdicts) < MAX_REMEMBERED_HOSTS:
+                self.host_verdicts[header] = verdict
+        return verdict
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         path = request.path
+        if not self.host_allowed(request):
+            if path.startswith(self.api_prefixes):
+                message = "The Host header is not one this gateway serves (ALLOWED_HOSTS)."
+                error = BadHost(message, param="Host")
+                return error_response(error, request_id_of(request))
+            return HttpResponseBadRequest(b"Bad Request: the Host header is not allowed.")
         if path.startswith(self.proxy_paths):
             return await self.get_response(request)
         handler = self.get_response if path.startswith(self.api_prefixes) else self.browser_chain

@@ -230,11 +230,14 @@ async def _hold_spend(
     """The spend caps, before any upstream call: hold the worst case against hard caps and the
     expected cost against soft ones (402 if it does not fit, or a soft cap is reached)."""
     key = entry.key
+    hard, soft = key.hard_capped, key.soft_capped
+    if not (hard or soft):  # nothing to hold against: no estimate, no Redis round trip
+        return
     entry.hold = await spend_reserve(
         key=key,
         request_id=entry.request_id,
-        worst_case_usd=worst_case_usd(candidates, chat, template, body) if key.hard_capped else Decimal(0),
-        expected_usd=expected_usd(candidates, chat, template, body),
+        worst_case_usd=worst_case_usd(candidates, chat, template, body) if hard else Decimal(0),
+        expected_usd=expected_usd(candidates, chat, template, body) if soft else Decimal(0),
         at=entry.started_at,
         hold_s=timeout,
     )

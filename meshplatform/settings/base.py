@@ -42,7 +42,6 @@ INSTALLED_APPS = [
 # so RequestScopeMiddleware runs it for admin pages only (see meshplatform/middleware.py).
 MIDDLEWARE = [
     "meshplatform.middleware.RequestIdMiddleware",
-    "meshplatform.middleware.AllowedHostsMiddleware",
     "meshplatform.middleware.RequestScopeMiddleware",
 ]
 BROWSER_MIDDLEWARE = [
