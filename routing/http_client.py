@@ -75,9 +75,8 @@ class UpstreamResponse:
             # with it (readany checks the exception first). Those bytes were sent to the caller's
             # request and may hold whole events: hand them on, then report the break (private reader API,
             # aiohttp pinned; tests/routing/test_upstream_client.py fails if it changes).
-            received = content._read_nowait(-1) if content._buffer else b""
-            if received:
-                yield received
+            if content._buffer:
+                yield content._read_nowait(-1)
             raise _transport_failure(error) from error
 
     async def aclose(self) -> None:
