@@ -20,10 +20,17 @@ class LoopLocal(Generic[T]):
     def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+        # The last loop asked about (a server has one): a weak reference and its `T`, so the hot
+        # path skips the weak dictionary's lookup (several per request).
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], T] | None = None
 
     def get(self) -> T:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop:
+            return last[1]
         value = self._by_loop.get(loop)
         if value is None:
             value = self._by_loop[loop] = self._factory()
+        self._last = (weakref.ref(loop), value)
         return value
