@@ -65,13 +65,12 @@ class UsageEvent(models.Model):
         return self.request_id
 
 
-class UsageDailyRollup(models.Model):
-    """Events summed per UTC day × tenant × key × session_id × model; recomputed whole per (day, tenant)."""
+class RollupSums(models.Model):
+    """What a rollup row sums (the same for every grain)."""
 
     day = models.DateField()
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
-    session_id = models.CharField(max_length=256, blank=True, default="")
     model = models.CharField(max_length=200, blank=True, default="", help_text="Served, else asked.")
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
@@ -79,6 +78,15 @@ class UsageDailyRollup(models.Model):
     completion_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=22, decimal_places=9, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageDailyRollup(RollupSums):
+    """Events summed per UTC day × tenant × key × session_id × model; recomputed whole per (day, tenant)."""
+
+    session_id = models.CharField(max_length=256, blank=True, default="")
 
     class Meta:
         ordering = ["day"]
@@ -92,6 +100,25 @@ class UsageDailyRollup(models.Model):
             models.Index(fields=["day"], name="usage_rollup_day_idx"),
             models.Index(fields=["tenant", "session_id", "day"], name="usage_rollup_session_idx"),
             models.Index(fields=["api_key", "day"], name="usage_rollup_key_idx"),
+        ]
+
+
+class UsageDailyKeyRollup(RollupSums):
+    """The same sums without the session: per UTC day × tenant × key × model, recomputed with the
+    session grain (usage.rollups). A session can be one per request, so the session grain grows
+    with traffic; this one grows with keys × models × days. Reports that neither group nor filter
+    by session read it (usage.selectors)."""
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "api_key", "model"], name="usage_key_rollup_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["day"], name="usage_key_rollup_day_idx"),
+            models.Index(fields=["api_key", "day"], name="usage_key_rollup_key_idx"),
         ]
 
 

@@ -1,4 +1,5 @@
-"""Daily rollups: each stale (day, tenant) slice is recomputed whole from its events, in one transaction.
+"""Daily rollups: each stale (day, tenant) slice is recomputed whole from its events, in one transaction,
+at two grains: with the session (UsageDailyRollup) and without it (UsageDailyKeyRollup).
 
 Why recompute instead of adding deltas: a replace is idempotent by construction. Running it
 twice gives the same rows; a worker killed mid-run leaves every slice either committed or
@@ -18,9 +19,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from usage.models import UsageDailyRollup, UsageEvent, UsageRollupStale
+from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupStale
 
 ROLLUPS = UsageDailyRollup._meta.db_table
+KEY_ROLLUPS = UsageDailyKeyRollup._meta.db_table
 EVENTS = UsageEvent._meta.db_table
 STALE = UsageRollupStale._meta.db_table
 
@@ -34,6 +36,16 @@ SELECT %(day)s, tenant_id, api_key_id, session_id, COALESCE(NULLIF(model_served,
 FROM {EVENTS}
 WHERE tenant_id = %(tenant_id)s AND created_at >= %(start)s AND created_at < %(end)s
 GROUP BY tenant_id, api_key_id, session_id, COALESCE(NULLIF(model_served, ''), model_requested)
+"""
+# The session-free grain, summed from the slice's session rows just written (fewer rows than events).
+_RECOMPUTE_KEYS_SQL = f"""
+INSERT INTO {KEY_ROLLUPS} (day, tenant_id, api_key_id, model, requests, errors,
+                           prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+SELECT day, tenant_id, api_key_id, model, sum(requests), sum(errors),
+       sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+FROM {ROLLUPS}
+WHERE tenant_id = %(tenant_id)s AND day = %(day)s
+GROUP BY day, tenant_id, api_key_id, model
 """
 
 
@@ -62,8 +74,10 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # SQLite (make run's embedded mode) serialises writers anyway
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(stale)])
-        cursor.execute(f"DELETE FROM {ROLLUPS} WHERE tenant_id = %(tenant_id)s AND day = %(day)s", params)
+        for table in (ROLLUPS, KEY_ROLLUPS):
+            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND day = %(day)s", params)
         cursor.execute(_RECOMPUTE_SQL, params)
+        cursor.execute(_RECOMPUTE_KEYS_SQL, params)
         cursor.execute(
             f"DELETE FROM {STALE} WHERE tenant_id = %s AND day = %s AND generation = %s",
             [stale.tenant_id, stale.day, stale.generation],

@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 
 from keys.models import ApiKey
-from usage.models import UsageDailyRollup, UsageEvent, UsageRollupStale
+from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupStale
 from usage.types import GroupBy, UsageFilter, UsageGroup, UsageReport, UsageTotals
 
 METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
@@ -65,14 +65,22 @@ def _slices_q(slices: list[tuple[dt.date, int]]) -> Q:
     return match
 
 
-def _rollups(usage_filter: UsageFilter, stale: list[tuple[dt.date, int]]) -> QuerySet[UsageDailyRollup]:
-    """Rollups of every slice that is current. The index of every branch starts with (tenant, day)
-    or (day): see UsageDailyRollup.Meta."""
-    rows = UsageDailyRollup.objects.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
+def _rollups(
+    usage_filter: UsageFilter, stale: list[tuple[dt.date, int]], *, by_session: bool = False
+) -> QuerySet[Any]:
+    """Rollups of every slice that is current: the session grain only when the session is grouped
+    or filtered on, else the session-free one (rows per keys × models × days, not per session).
+    The index of every branch starts with (tenant, day) or (day): see the models' Meta."""
+    rows: QuerySet[Any]
+    if by_session or usage_filter.session_id is not None:
+        rows = UsageDailyRollup.objects.all()
+        if usage_filter.session_id is not None:
+            rows = rows.filter(session_id=usage_filter.session_id)
+    else:
+        rows = UsageDailyKeyRollup.objects.all()
+    rows = rows.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
     if usage_filter.tenant_id is not None:
         rows = rows.filter(tenant_id=usage_filter.tenant_id)
-    if usage_filter.session_id is not None:
-        rows = rows.filter(session_id=usage_filter.session_id)
     if usage_filter.key_id is not None:
         rows = rows.filter(api_key_id=usage_filter.key_id)
     if usage_filter.model is not None:
@@ -163,7 +171,7 @@ def usage_report(
     fields = GROUP_FIELDS[group_by]
     keys = [f"g{n}" for n in range(len(fields))]
     parts = [
-        _grouped(_rollups(usage_filter, stale), fields, _ROLLUP_SUMS),
+        _grouped(_rollups(usage_filter, stale, by_session=group_by == "session_id"), fields, _ROLLUP_SUMS),
         _grouped(_tail(usage_filter, stale), fields, _EVENT_SUMS),
     ]
     union, params = _union_sql(parts, [*keys, *METRICS])

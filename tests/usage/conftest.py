@@ -23,7 +23,7 @@ from tests.conftest import gateway_env
 from tests.support.gateway import GatewayServer
 from tests.support.waiting import wait_until as wait_until  # re-exported for the usage tests
 from usage.codec import event_decode
-from usage.models import UsageDailyRollup, UsageEvent
+from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent
 from usage.recording import PAYLOAD_FIELD, STREAM
 from usage.roles import FINANCE_GROUP, finance_group_sync
 from usage.types import UsageEventData
@@ -89,6 +89,26 @@ def rollups_by_slice() -> dict[tuple[Any, ...], tuple[Any, ...]]:
         )
         for r in UsageDailyRollup.objects.all()
     }  # fmt: skip
+
+
+def key_rollups_by_slice() -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Every session-free rollup row, keyed by its slice."""
+    return {
+        (r.day, r.tenant_id, r.api_key_id, r.model): (
+            r.requests, r.errors, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd,
+        )
+        for r in UsageDailyKeyRollup.objects.all()
+    }  # fmt: skip
+
+
+def session_rollups_without_session() -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The session grain summed over sessions: what the session-free grain must hold."""
+    summed: dict[tuple[Any, ...], list[Any]] = {}
+    for (day, tenant_id, key_id, _session, model), values in rollups_by_slice().items():
+        total = summed.setdefault((day, tenant_id, key_id, model), [0, 0, 0, 0, 0, Decimal(0)])
+        for index, value in enumerate(values):
+            total[index] += value
+    return {slice_: tuple(values) for slice_, values in summed.items()}
 
 
 @pytest.fixture

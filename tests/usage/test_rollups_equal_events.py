@@ -22,7 +22,14 @@ from keys.services import CreatedKey, api_key_create
 from tests.conftest import chat_body
 from tests.support.celery_worker import CeleryWorker
 from tests.support.ledger import LedgerFlusher
-from tests.usage.conftest import event_sums, rollup_sums, rollups_by_slice, wait_until
+from tests.usage.conftest import (
+    event_sums,
+    key_rollups_by_slice,
+    rollup_sums,
+    rollups_by_slice,
+    session_rollups_without_session,
+    wait_until,
+)
 from usage.models import UsageEvent, UsageRollupStale
 from usage.recording import STREAM
 from usage.tasks import usage_rollups_recompute
@@ -125,6 +132,7 @@ def test_rollups_equal_events_after_2000_requests_with_celery_beat(
         rid for _, rid in results
     )
     assert rollups_by_slice() == slices_from_events()
+    assert key_rollups_by_slice() == session_rollups_without_session()
     assert rollup_sums() == event_sums()
     for tenant_id in {key.api_key.tenant_id for key in keys}:
         assert rollup_sums(tenant_id=tenant_id) == event_sums(tenant_id=tenant_id)
@@ -198,4 +206,5 @@ def test_a_killed_aggregation_rerun_gives_the_same_totals(
 
     assert after_rerun == slices_from_events()
     assert rollups_by_slice() == after_rerun
+    assert key_rollups_by_slice() == session_rollups_without_session()
     assert rollup_sums() == event_sums()
