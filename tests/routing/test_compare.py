@@ -8,14 +8,17 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from keys.services import CreatedKey
+from keys.models import Tenant
+from keys.services import CreatedKey, api_key_create
 from simulator.server import SimulatorServer
 from tests.conftest import chat_body
 from tests.usage.conftest import catalog_cost, ledger_events, wait_until
 from usage.models import UsageEvent
 
 MINI, FOUR = "openai/gpt-4o-mini", "openai/gpt-4o"
+JSON = {"Content-Type": "application/json"}
 
 
 def compare_body(models: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
@@ -135,3 +138,232 @@ def test_a_client_leaving_mid_stream_bills_every_model_for_what_it_produced(
         assert row.prompt_tokens > 0 and row.cost_usd > 0 and row.completion_tokens < 60
         assert row.comparison_id
     assert len({row.comparison_id for row in rows.values()}) == 1
+
+
+BAD_MODELS = [
+    (None, "models", "missing"),
+    ("openai/gpt-4o", "models", "list_type"),
+    ([MINI], "models", "too_short"),
+    ([MINI, FOUR, "openai/gpt-4.1", "openai/gpt-4.1-mini", "openai/gpt-4.1-nano"], "models", "too_long"),
+    ([MINI, MINI], "models.1", "duplicate"),
+    ([MINI, "gpt-4o-mini"], "models.1", "duplicate"),  # a bare name of the same catalog entry
+    ([MINI, 42], "models.1", "string_type"),
+    ([MINI, "   "], "models.1", "string_too_short"),
+    ([MINI, "openai/gpt\x00-4o"], "models.1", "string_nul"),
+    ([MINI, "x" * 201], "models.1", "string_too_long"),
+    ([MINI, {"id": FOUR}], "models.1", "string_type"),
+    (["openai/gpt-4o-mini", ["nested", ["deeper"]]], "models.1", "string_type"),
+    ([MINI] * 100_000, "models", "too_long"),
+]
+
+
+@pytest.mark.parametrize(("models", "param", "kind"), BAD_MODELS)
+def test_bad_models_are_a_422_naming_the_field_and_call_no_upstream(
+    acme_http: httpx.Client, simulator: SimulatorServer, models: Any, param: str, kind: str
+) -> None:
+    body = compare_body()
+    if models is None:
+        body.pop("models")
+    else:
+        body["models"] = models
+    response = acme_http.post(
+        "/compare", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"], error["details"][0]["type"]) == ("validation_error", param, kind)
+    assert error["details"][0]["loc"] == ["body", *[int(p) if p.isdigit() else p for p in param.split(".")]]
+    assert simulator.requests() == []
+    event = ledger_events([response.headers["X-Request-Id"]])[response.headers["X-Request-Id"]]
+    assert (event.http_status, event.cost_usd, event.comparison_id) == (422, 0, "")
+
+
+@pytest.mark.parametrize(
+    ("models", "status", "code", "param"),
+    [
+        ([MINI, "openai/no-such-model"], 404, "model_not_found", "models.1"),
+        (["nope/nothing", MINI], 404, "model_not_found", "models.0"),
+        ([MINI, "anthropic/claude-sonnet-4-5"], 503, "provider_not_available", "models.1"),  # not configured
+    ],
+)
+def test_unknown_or_unserved_models_are_refused_before_any_model_runs(
+    acme_http: httpx.Client, simulator: SimulatorServer, models: list[str], status: int, code: str, param: str
+) -> None:
+    response = acme_http.post("/compare", json=compare_body(models))
+    assert response.status_code == status, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (code, param)
+    assert simulator.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"model": MINI}, "model"),
+        ({"async_mode": True}, "async_mode"),
+        ({"messages": "hello"}, "messages"),
+        ({"stream": "yes"}, "stream"),
+        ({"session_id": "a\x00b"}, "session_id"),
+        ({"messages": []}, "messages"),
+        ({"max_tokens": "100"}, "max_tokens"),
+    ],
+)
+def test_a_bad_chat_part_is_a_422_naming_the_field(
+    acme_http: httpx.Client, simulator: SimulatorServer, change: dict[str, Any], param: str
+) -> None:
+    body = {**compare_body(), **change}
+    response = acme_http.post(
+        "/compare", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == param
+    assert simulator.requests() == []
+
+
+def test_hostile_bodies_are_4xx_envelopes(acme_http: httpx.Client, simulator: SimulatorServer) -> None:
+    cases = [
+        (b"[1, 2]", 422),
+        (b"not json", 422),
+        (b"{" * 5000, 422),
+        (b'{"models": ' + b"[" * 500 + b"]" * 500 + b"}", 422),
+        (orjson.dumps({"models": [MINI, FOUR], "template": "missing-one"}), 404),
+    ]
+    for raw, status in cases:
+        response = acme_http.post("/compare", content=raw, headers={"Content-Type": "application/json"})
+        assert response.status_code == status, (raw[:40], response.text)
+        assert response.json()["error"]["code"] and response.json()["request_id"]
+    wrong_type = acme_http.post("/compare", content=b"{}", headers={"Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
+    assert acme_http.get("/compare").status_code == 405
+    assert simulator.requests() == []
+
+
+def test_the_maximum_is_the_configured_one(acme_http: httpx.Client) -> None:
+    four = [MINI, FOUR, "openai/gpt-4.1", "openai/gpt-4.1-mini"]  # the default maximum, 4
+    response = acme_http.post("/compare", json=compare_body(four))
+    assert response.status_code == 200, response.text
+    assert [r["model"] for r in response.json()["results"]] == four
+    assert all(r["status"] == 200 for r in response.json()["results"])
+
+
+def test_without_a_valid_key_it_is_401(api_url: str, gateway: object) -> None:
+    response = httpx.post(f"{api_url}/compare", json=compare_body())
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    bad = httpx.post(f"{api_url}/compare", json=compare_body(), headers={"Authorization": "Bearer rsk_nope"})
+    assert bad.status_code == 401
+
+
+def test_a_compare_of_n_models_counts_n_requests_all_or_none(
+    gateway: object, api_url: str, tenant_acme: Tenant, simulator: SimulatorServer
+) -> None:
+    key = api_key_create(tenant=tenant_acme, name="limited", rpm=3)
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        first = client.post("/compare", json=compare_body())
+        assert first.status_code == 200
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        refused = client.post("/compare", json=compare_body())  # 2 requests, 1 left: none counted
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
+        assert "Retry-After" in refused.headers and "2 requests" in refused.json()["error"]["message"]
+        assert client.post("/chat/completions", json=chat_body()).status_code == 200  # the 1 left
+        assert client.post("/chat/completions", json=chat_body()).status_code == 429
+    assert len([r for r in simulator.requests() if "chat/completions" in r["path"]]) == 3
+    event = ledger_events([refused.headers["X-Request-Id"]])[refused.headers["X-Request-Id"]]
+    assert event.http_status == 429 and event.cost_usd == 0
+
+
+def test_a_hard_cap_refuses_the_comparison_as_a_whole(
+    gateway: object, api_url: str, tenant_acme: Tenant, simulator: SimulatorServer
+) -> None:
+    import redis
+    from django.conf import settings
+
+    from keys.spend import holds_names
+
+    # Each run's worst case is about $0.0006 (1000 output tokens at $0.60/M): one fits, two do not.
+    key = api_key_create(tenant=tenant_acme, name="capped", spend_cap_usd=Decimal("0.001"), hard_cap=True)
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        both_mini = compare_body([MINI, "openai/gpt-4.1-nano"], max_tokens=1000)
+        refused = client.post("/compare", json=both_mini)
+        assert refused.status_code == 402, refused.text
+        assert refused.json()["error"]["code"] == "spend_limit_exceeded"
+        assert simulator.requests() == []  # neither model ran
+        assert client.post("/chat/completions", json=chat_body(max_tokens=1000)).status_code == 200
+        small = client.post("/compare", json=compare_body([MINI, "openai/gpt-4.1-nano"], max_tokens=50))
+        assert small.status_code == 200 and all(r["status"] == 200 for r in small.json()["results"])
+    refused_runs = UsageEvent.objects.filter(http_status=402, api_key_id=key.api_key.pk)
+    assert wait_until(lambda: refused_runs.count() == 2 or None, timeout=10, what="two refused runs")
+    assert len({e.comparison_id for e in refused_runs}) == 1
+    assert redis.Redis.from_url(settings.REDIS_URL).hlen(holds_names(tenant_acme.pk)[0]) == 0  # all settled
+
+
+def test_a_streamed_comparison_refused_by_a_hard_cap_is_a_402_status(
+    gateway: object, api_url: str, tenant_acme: Tenant, simulator: SimulatorServer
+) -> None:
+    key = api_key_create(tenant=tenant_acme, name="capped", spend_cap_usd=Decimal("0.001"), hard_cap=True)
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+    body = compare_body([MINI, "openai/gpt-4.1-nano"], max_tokens=1000, stream=True)
+    response = httpx.post(f"{api_url}/compare", json=body, headers=headers, timeout=30)
+    assert response.status_code == 402 and response.json()["error"]["code"] == "spend_limit_exceeded"
+    assert simulator.requests() == []
+
+
+def test_usage_filters_by_comparison_id_and_tenants_see_only_their_own(
+    acme_http: httpx.Client, api_url: str, globex_key: CreatedKey
+) -> None:
+    answer = acme_http.post("/compare", json=compare_body(session_id="s1")).json()
+    acme_http.post("/chat/completions", json=chat_body(session_id="s1"))  # not part of it
+    comparison_id = answer["comparison_id"]
+    events = comparison_events(comparison_id, 2)
+
+    def report() -> dict[str, Any] | None:
+        body: dict[str, Any] = acme_http.get(
+            "/usage", params={"comparison_id": comparison_id, "group_by": "model"}
+        ).json()
+        return body if body["totals"]["requests"] == 2 else None
+
+    body = wait_until(report, timeout=10, what="the comparison's usage")
+    assert Decimal(body["totals"]["cost_usd"]) == sum(e.cost_usd for e in events)
+    assert sorted(g["group"] for g in body["data"]) == sorted([MINI, FOUR])
+    headers = {"Authorization": f"Bearer {globex_key.plaintext}"}
+    other = httpx.get(f"{api_url}/usage", params={"comparison_id": comparison_id}, headers=headers).json()
+    assert other["totals"]["requests"] == 0 and other["data"] == []
+    assert acme_http.get("/usage", params={"comparison_id": "a\x00b"}).status_code == 422
+    assert acme_http.get("/usage", params={"comparison_id": "x" * 41}).status_code == 422
+
+
+def test_a_tenant_alias_is_the_tenant_s_own(
+    acme_http: httpx.Client,
+    api_url: str,
+    globex_key: CreatedKey,
+    tenant_acme: Tenant,
+    simulator: SimulatorServer,
+) -> None:
+    from routing.catalog import catalog_changed
+    from routing.models import CatalogModel, ModelAlias
+
+    ModelAlias.objects.create(
+        tenant=tenant_acme, alias="fast", target=CatalogModel.objects.get(model_id=MINI)
+    )
+    catalog_changed()
+    mine = acme_http.post("/compare", json=compare_body(["fast", FOUR]))
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["results"][0]["completion"]["model"] == MINI
+    headers = {"Authorization": f"Bearer {globex_key.plaintext}"}
+    theirs = httpx.post(f"{api_url}/compare", json=compare_body(["fast", FOUR]), headers=headers, timeout=30)
+    assert theirs.status_code == 404 and theirs.json()["error"]["param"] == "models.0"
+
+
+def test_the_openai_sdk_posts_a_comparison(acme_openai: Any) -> None:
+    answer = acme_openai.post(
+        "/compare",
+        body=compare_body(messages=[{"role": "user", "content": "Pick one"}]),
+        cast_to=httpx.Response,
+    ).json()
+    assert [r["model"] for r in answer["results"]] == [MINI, FOUR]
+    assert all(r["completion"]["object"] == "chat.completion" for r in answer["results"])
+    import openai
+
+    with pytest.raises(openai.UnprocessableEntityError) as refused:
+        acme_openai.post("/compare", body=compare_body([MINI]), cast_to=httpx.Response)
+    assert refused.value.status_code == 422
