@@ -367,3 +367,43 @@ def test_the_openai_sdk_posts_a_comparison(acme_openai: Any) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as refused:
         acme_openai.post("/compare", body=compare_body([MINI]), cast_to=httpx.Response)
     assert refused.value.status_code == 422
+
+
+def test_the_openapi_document_describes_compare(api_url: str, gateway: object) -> None:
+    document = httpx.get(f"{api_url}/openapi.json", timeout=120).json()
+    operation = document["paths"]["/v1/compare"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/CompareRequest"
+    )
+    content = operation["responses"]["200"]["content"]
+    assert content["application/json"]["schema"]["$ref"].endswith("/CompareResponse")
+    events = content["text/event-stream"]["schema"]["properties"]["data"]["contentSchema"]["oneOf"]
+    assert {e["$ref"].rsplit("/", 1)[1] for e in events} == {
+        "CompareChunkEvent", "CompareErrorEvent", "CompareSummaryEvent",
+    }  # fmt: skip
+    for status in ("401", "402", "404", "422", "429"):
+        assert operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorEnvelope"
+        )
+    schemas = document["components"]["schemas"]
+    request = schemas["CompareRequest"]
+    assert "model" not in request["properties"] and "models" in request["required"]
+    assert (request["properties"]["models"]["minItems"], request["properties"]["models"]["maxItems"]) == (
+        2,
+        4,
+    )
+    assert "messages" in request["properties"] and "session_id" in request["properties"]
+    result = schemas["CompareResult"]["properties"]
+    assert {
+        "model",
+        "completion",
+        "error",
+        "latency_ms",
+        "ttft_ms",
+        "usage",
+        "cost_usd",
+        "request_id",
+    } <= set(result)
+    assert "comparison_id" in schemas["CompareResponse"]["required"]
+    usage_parameters = {p["name"] for p in document["paths"]["/v1/usage"]["get"]["parameters"]}
+    assert "comparison_id" in usage_parameters
