@@ -175,7 +175,7 @@ def test_bad_models_are_a_422_naming_the_field_and_call_no_upstream(
     assert error["details"][0]["loc"] == ["body", *[int(p) if p.isdigit() else p for p in param.split(".")]]
     assert simulator.requests() == []
     event = ledger_events([response.headers["X-Request-Id"]])[response.headers["X-Request-Id"]]
-    assert (event.http_status, event.cost_usd, event.comparison_id) == (422, 0, "")
+    assert (event.http_status, event.cost_usd, event.comparison_id) == (422, Decimal(0), "")
 
 
 @pytest.mark.parametrize(
