@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, Decimal
 from keys.spend import (
     _RELEASE_LUA,
     PERIOD_TTL_S,
+    RELEASE,
     SpendHold,
     _refusal,
     _unverifiable,
@@ -122,3 +123,13 @@ async def spend_reserve_many(
     if not int(held):
         raise _refusal(counters[int(refused) - 1], sum((r.worst_case_usd for r in requests), Decimal(0)))
     return holds
+
+
+async def spend_holds_release(*, tenant_id: int, request_ids: list[str]) -> None:
+    """Give back what these requests hold (requests that ended while their group was being held,
+    so their own billing found no hold to release). Without Redis, their deadline does it."""
+    try:
+        for request_id in request_ids:
+            await RELEASE.run_batched(holds_names(tenant_id), [request_id])
+    except REDIS_UNAVAILABLE as error:
+        outage.failed(error)

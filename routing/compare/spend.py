@@ -8,7 +8,7 @@ import copy
 from decimal import Decimal
 
 from keys.spend import SpendHold
-from keys.spend_many import HoldRequest, spend_reserve_many
+from keys.spend_many import HoldRequest, spend_holds_release, spend_reserve_many
 from keys.types import ResolvedKey
 from meshplatform.errors import GatewayError, InternalError
 from usage.ledger import LedgerEntry
@@ -28,6 +28,7 @@ class CompareSpendGate:
         self._decided = asyncio.Event()
         self._reservation: asyncio.Task[None] | None = None
         self._holds: dict[str, SpendHold] = {}
+        self._abandoned: set[str] = set()
         self.refusal: GatewayError | None = None
 
     async def __call__(
@@ -39,7 +40,13 @@ class CompareSpendGate:
         )
         self._hold_s = max(self._hold_s, hold_s)
         self._arrived(request_id)
-        await self._decided.wait()
+        try:
+            await self._decided.wait()
+        except asyncio.CancelledError:  # its entry bills it now, before its hold may exist
+            self._abandoned.add(request_id)
+            if self._decided.is_set():
+                await asyncio.shield(self._release_abandoned())
+            raise
         if self.refusal is not None:
             raise copy.copy(self.refusal)  # each run raises (and records) its own instance
         return self._holds.get(request_id)
@@ -70,3 +77,12 @@ class CompareSpendGate:
             self.refusal = InternalError(f"The spend caps could not be checked ({type(error).__name__}).")
         finally:
             self._decided.set()
+        await self._release_abandoned()
+
+    async def _release_abandoned(self) -> None:
+        """Holds placed for runs cancelled while they waited (the client left): nobody bills them."""
+        abandoned = [request_id for request_id in self._abandoned if request_id in self._holds]
+        for request_id in abandoned:
+            self._holds.pop(request_id)
+        if abandoned:
+            await spend_holds_release(tenant_id=self._key.tenant_id, request_ids=abandoned)
