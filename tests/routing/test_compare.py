@@ -407,3 +407,96 @@ def test_the_openapi_document_describes_compare(api_url: str, gateway: object) -
     assert "comparison_id" in schemas["CompareResponse"]["required"]
     usage_parameters = {p["name"] for p in document["paths"]["/v1/usage"]["get"]["parameters"]}
     assert "comparison_id" in usage_parameters
+
+
+def test_a_model_failing_before_its_first_chunk_is_a_tagged_error_event(
+    acme_http: httpx.Client, simulator: SimulatorServer
+) -> None:
+    simulator.script(model="gpt-4o", times=None, status=400, error_message="prompt is too long")
+    response = acme_http.post("/compare", json=compare_body(stream=True, mock={"chunks": 3}))
+    assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+    events = sse_events(response.text)
+    errors = [e for e in events if e["object"] == "compare.error"]
+    assert [(e["model"], e["status"]) for e in errors] == [(FOUR, 400)]
+    assert errors[0]["error"]["provider_error"]["message"] == "prompt is too long"
+    assert {e["model"] for e in events if e["object"] == "compare.chunk"} == {MINI}
+    summary = events[-1]
+    ok, failed = summary["results"]
+    assert ok["status"] == 200 and ok["usage"]["completion_tokens"] == 3
+    assert failed["status"] == 400 and failed["usage"] is None and failed["cost_usd"] == "0"
+
+
+def test_concurrent_comparisons_are_counted_all_or_none(
+    gateway: object, api_url: str, tenant_acme: Tenant
+) -> None:
+    import asyncio
+
+    key = api_key_create(tenant=tenant_acme, name="limited", rpm=5)
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+
+    async def fire() -> list[int]:
+        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
+            answers = await asyncio.gather(*(client.post("/compare", json=compare_body()) for _ in range(6)))
+        return sorted(answer.status_code for answer in answers)
+
+    statuses = asyncio.run(fire())
+    assert statuses == [200, 200, 429, 429, 429, 429]  # 2 comparisons of 2 fit in 5; the 5th is left
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        assert client.post("/chat/completions", json=chat_body()).status_code == 200
+        assert client.post("/chat/completions", json=chat_body()).status_code == 429
+
+
+def test_concurrent_comparisons_never_exceed_a_hard_cap_and_each_is_whole(
+    gateway: object, api_url: str, tenant_acme: Tenant
+) -> None:
+    import asyncio
+
+    import redis
+    from django.conf import settings
+
+    from keys.spend import holds_names
+
+    cap = Decimal("0.003")  # each run's worst case is about $0.0006: a few comparisons of 2 fit
+    key = api_key_create(tenant=tenant_acme, name="capped", spend_cap_usd=cap, hard_cap=True)
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+    body = compare_body([MINI, "openai/gpt-4.1-nano"], max_tokens=1000)
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
+            return list(await asyncio.gather(*(client.post("/compare", json=body) for _ in range(8))))
+
+    answers = asyncio.run(fire())
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) == {200, 402}, statuses
+    for answer in answers:
+        if answer.status_code == 200:
+            assert [r["status"] for r in answer.json()["results"]] == [200, 200]  # never half a comparison
+    admitted = statuses.count(200)
+    events = comparison_events_of_key(key.api_key.pk, 16)
+    assert sum(e.cost_usd for e in events) <= cap
+    assert len([e for e in events if e.http_status == 200]) == 2 * admitted
+    assert redis.Redis.from_url(settings.REDIS_URL).hlen(holds_names(tenant_acme.pk)[0]) == 0
+
+
+def comparison_events_of_key(key_id: int, count: int) -> list[UsageEvent]:
+    def probe() -> list[UsageEvent] | None:
+        rows = list(UsageEvent.objects.filter(api_key_id=key_id).exclude(comparison_id=""))
+        return rows if len(rows) >= count and not any(r.provisional for r in rows) else None
+
+    return wait_until(probe, timeout=15, what=f"{count} comparison events")
+
+
+def test_a_reached_soft_cap_refuses_the_comparison(
+    gateway: object, api_url: str, tenant_acme: Tenant
+) -> None:
+    key = api_key_create(tenant=tenant_acme, name="soft", spend_cap_usd=Decimal("0.000001"))
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        assert client.post("/chat/completions", json=chat_body()).status_code == 200  # spends past the cap
+        wait_until(
+            lambda: UsageEvent.objects.filter(api_key_id=key.api_key.pk).exists() or None,
+            timeout=10,
+            what="the first request billed",
+        )
+        refused = client.post("/compare", json=compare_body())
+        assert refused.status_code == 402 and refused.json()["error"]["code"] == "spend_limit_exceeded"
