@@ -79,6 +79,8 @@ def test_a_tenant_admin_compares_billed_to_their_key_and_sees_every_answer(
         e.api_key_id == acme_key.api_key.pk and e.session_id == "admin-compare:ada-acme" for e in events
     )
     assert all(e.http_status == 200 and e.cost_usd > 0 for e in events)
+    listing = ada_http.get("/admin/usage/usageevent/", params={"q": comparison_id.group(1)})
+    assert all(e.request_id in listing.text for e in events) and 'id="compare-usage-link"' in response.text
     pattern = r'data-request-id="([^"]+)".*?class="compare-cost" data-raw="([^"]+)"'
     shown = dict(re.findall(pattern, response.text, re.S))
     assert {e.request_id: e.cost_usd for e in events} == {rid: Decimal(cost) for rid, cost in shown.items()}
