@@ -131,3 +131,4 @@ class ModelAliasAdmin(TenantScopedAdminMixin):
 
 
 from routing import admin_keys  # noqa: E402, F401  (the composed key and tenant pages)
+from routing.compare import admin as compare_admin  # noqa: E402, F401  (the compare page)

@@ -87,3 +87,12 @@ class ModelAlias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} → {self.target_id}"
+
+
+class ModelComparison(CatalogModel):
+    """The admin's compare page (a proxy: it gives the page an admin entry; routing.compare.admin)."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = verbose_name_plural = "model comparison"

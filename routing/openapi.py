@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs.openapi import MODELS as JOBS_MODELS
 from jobs.openapi import jobs_paths
 from meshplatform.chat_schema import ChatMessage
+from routing.compare.openapi import compare_paths, compare_schemas
 from routing.schema import ChatCompletionRequest
 
 REF = "#/components/schemas/{model}"
@@ -328,9 +329,10 @@ def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, pu
     """drf-spectacular postprocessing hook: the proxy's paths and schemas, bearer auth for everything."""
     # Routes accept an optional trailing slash; the document names each path once, without it.
     generated = {path.rstrip("/"): item for path, item in result.get("paths", {}).items()}
-    result["paths"] = {**_proxy_paths(), **jobs_paths(_errors()), **generated}
+    result["paths"] = {**_proxy_paths(), **compare_paths(_errors()), **jobs_paths(_errors()), **generated}
     _document_error_answers(result["paths"])
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas())
+    components["schemas"].update(compare_schemas())
     components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
     return result

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from django.conf import settings
 
@@ -20,7 +20,7 @@ from jobs.services.jobs import job_submit
 from jobs.webhooks import webhook_url_validate
 from keys.auth import Admission
 from keys.limits import RateLimitState
-from keys.spend import spend_cap_check, spend_reserve
+from keys.spend import SpendHold, spend_cap_check, spend_reserve
 from meshplatform.db import db_call
 from meshplatform.errors import BadRequest, GatewayError
 from routing.catalog import catalog_current
@@ -55,6 +55,15 @@ class ChatAccepted:
     rate_limits: RateLimitState
 
 
+class SpendGate(Protocol):
+    """Holds a request's cost together with others' (a compare's runs, refused or held as a whole)
+    instead of on its own: called where `spend_reserve` would be, with what it would hold."""
+
+    async def __call__(
+        self, *, entry: LedgerEntry, worst_case_usd: Decimal, expected_usd: Decimal, hold_s: float
+    ) -> SpendHold | None: ...
+
+
 async def chat_completion(
     *,
     admission: Admission,
@@ -62,6 +71,8 @@ async def chat_completion(
     request_id: str,
     timeout_s: float | None = None,
     accepted: bool = False,
+    comparison_id: str | None = None,
+    spend_gate: SpendGate | None = None,
 ) -> ChatCompletionResult | CompletionStream | ChatAccepted:
     """Run `chat` for the admitted key: a `ChatCompletionResult`, or for `stream=True` an open
     `CompletionStream`; a refusal or failure is raised as a `GatewayError` (already recorded).
@@ -78,9 +89,13 @@ async def chat_completion(
     such a job later (in a worker, under its submission's `request_id`): its spend cap was checked
     and its worst case held at submission, so neither happens again (that hold is settled by this
     run's billing; a second hold under the same id would never be released).
+    A compare's run of one model passes its `comparison_id` (recorded on its usage event) and a
+    `spend_gate` that holds all the runs' costs at once (routing.compare.spend).
     """
     key = admission.key
-    entry = LedgerEntry(key=key, request_id=request_id, session_id=chat.session_id)
+    entry = LedgerEntry(
+        key=key, request_id=request_id, session_id=chat.session_id, comparison_id=comparison_id
+    )
     async with entry.guard():
         with _admitted(admission) as limits:
             template = await _template(chat, entry)
@@ -94,7 +109,7 @@ async def chat_completion(
             body = upstream_body(chat, template)
             timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
             if not accepted:
-                await _hold_spend(entry, candidates, chat, template, body, timeout)
+                await _hold_spend(entry, candidates, chat, template, body, timeout, spend_gate)
             if chat.async_mode and not accepted:
                 return ChatAccepted(job=await _job_submit(entry, chat), rate_limits=limits)
             await _note_in_flight(entry, candidates, body, timeout)
@@ -226,6 +241,7 @@ async def _hold_spend(
     template: ExpandedTemplate | None,
     body: dict[str, Any],
     timeout: float,
+    spend_gate: SpendGate | None = None,
 ) -> None:
     """The spend caps, before any upstream call: hold the worst case against hard caps and the
     expected cost against soft ones (402 if it does not fit, or a soft cap is reached)."""
@@ -233,11 +249,17 @@ async def _hold_spend(
     hard, soft = key.hard_capped, key.soft_capped
     if not (hard or soft):  # nothing to hold against: no estimate, no Redis round trip
         return
+    worst = worst_case_usd(candidates, chat, template, body) if hard else Decimal(0)
+    expected = expected_usd(candidates, chat, template, body) if soft else Decimal(0)
+    if spend_gate is not None:
+        hold_s = timeout
+        entry.hold = await spend_gate(entry=entry, worst_case_usd=worst, expected_usd=expected, hold_s=hold_s)
+        return
     entry.hold = await spend_reserve(
         key=key,
         request_id=entry.request_id,
-        worst_case_usd=worst_case_usd(candidates, chat, template, body) if hard else Decimal(0),
-        expected_usd=expected_usd(candidates, chat, template, body) if soft else Decimal(0),
+        worst_case_usd=worst,
+        expected_usd=expected,
         at=entry.started_at,
         hold_s=timeout,
     )

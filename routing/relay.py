@@ -204,6 +204,16 @@ class CompletionStream:
         if interrupted is not None:
             raise interrupted
 
+    @property
+    def usage(self) -> TokenUsage:
+        """What the stream is billed for so far: the upstream's count, else the estimate."""
+        return self._usage or self._estimate()
+
+    @property
+    def failure(self) -> GatewayError | None:
+        """The failure that ended the stream after its first chunk, if one did."""
+        return self._failure
+
     def _estimate(self) -> TokenUsage:
         """Without the upstream's count: OpenAI-compatible upstreams emit about one token per delta."""
         return TokenUsage(prompt_tokens=self._prompt_tokens, completion_tokens=self._content_chunks)

@@ -72,9 +72,10 @@ class UsageEventAdmin(TenantScopedAdminMixin, ReadOnlyAdmin):
     list_filter = [
         TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), "streamed", "sanitized",
     ]  # fmt: skip
-    # Exact matches only: both hit an index (request_id unique, session_id indexed) at any ledger size.
-    search_fields = ["=request_id", "=session_id"]
-    search_help_text = "An exact request_id (req_…) or session_id."
+    # Exact matches only: each hits an index (request_id unique, session_id and comparison_id
+    # indexed) at any ledger size.
+    search_fields = ["=request_id", "=session_id", "=comparison_id"]
+    search_help_text = "An exact request_id (req_…), session_id or comparison_id (cmp_…)."
     list_select_related = ["tenant", "api_key"]
     show_full_result_count = False  # no second COUNT(*) over the whole ledger
     ordering = ["-created_at"]

@@ -36,6 +36,9 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
     model = serializers.CharField(
         required=False, max_length=200, help_text="Only this model (the one that served, else the one asked)."
     )
+    comparison_id = serializers.CharField(
+        required=False, max_length=40, help_text="Only the model runs of this comparison (POST /v1/compare)."
+    )
     group_by = serializers.ChoiceField(choices=API_GROUP_BY, default="day")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
@@ -160,6 +163,7 @@ class UsageView(APIView):
         usage_filter = UsageFilter(
             tenant_id=tenant_id, date_from=params["from"], date_to=params["to"],
             session_id=params.get("session_id"), key_id=key_id, model=params.get("model"),
+            comparison_id=params.get("comparison_id"),
         )  # fmt: skip
         report = usage_report(
             usage_filter=usage_filter,

@@ -21,32 +21,33 @@ class UndecodableEvent(ValueError):
 def event_encode(event: UsageEventData) -> bytes:
     """Compact JSON; the cost travels as a decimal string so no float ever touches money."""
     tokens = event.tokens
-    return orjson.dumps(
-        {
-            "v": FORMAT_VERSION,
-            "request_id": event.request_id,
-            "tenant_id": event.tenant_id,
-            "key_id": event.key_id,
-            "session_id": event.session_id,
-            "template_id": event.template_id,
-            "template_version": event.template_version,
-            "model_requested": event.model_requested,
-            "model_served": event.model_served,
-            "provider": event.provider,
-            "attempts": event.attempts,
-            "tokens": [tokens.prompt_tokens, tokens.completion_tokens, tokens.cached_tokens],
-            "tokens_estimated": event.tokens_estimated,
-            "cost_usd": str(event.cost_usd),
-            "latency_ms": event.latency_ms,
-            "ttft_ms": event.ttft_ms,
-            "http_status": event.http_status,
-            "error_code": event.error_code,
-            "streamed": event.streamed,
-            "cancelled": event.cancelled,
-            "provisional": event.provisional,
-            "started_at": event.started_at,
-        }
-    )
+    payload = {
+        "v": FORMAT_VERSION,
+        "request_id": event.request_id,
+        "tenant_id": event.tenant_id,
+        "key_id": event.key_id,
+        "session_id": event.session_id,
+        "template_id": event.template_id,
+        "template_version": event.template_version,
+        "model_requested": event.model_requested,
+        "model_served": event.model_served,
+        "provider": event.provider,
+        "attempts": event.attempts,
+        "tokens": [tokens.prompt_tokens, tokens.completion_tokens, tokens.cached_tokens],
+        "tokens_estimated": event.tokens_estimated,
+        "cost_usd": str(event.cost_usd),
+        "latency_ms": event.latency_ms,
+        "ttft_ms": event.ttft_ms,
+        "http_status": event.http_status,
+        "error_code": event.error_code,
+        "streamed": event.streamed,
+        "cancelled": event.cancelled,
+        "provisional": event.provisional,
+        "started_at": event.started_at,
+    }
+    if event.comparison_id is not None:  # only a compare's runs carry it: a chat event encodes as before
+        payload["comparison_id"] = event.comparison_id
+    return orjson.dumps(payload)
 
 
 def event_decode(raw: bytes) -> UsageEventData:
@@ -77,6 +78,7 @@ def event_decode(raw: bytes) -> UsageEventData:
             streamed=bool(data["streamed"]),
             cancelled=bool(data["cancelled"]),
             provisional=bool(data.get("provisional", False)),
+            comparison_id=data.get("comparison_id"),
         )
     except UndecodableEvent:
         raise
@@ -163,5 +165,6 @@ def event_row(event: UsageEventData) -> UsageEvent:
         cancelled=event.cancelled,
         provisional=event.provisional,
         sanitized=sanitized,
+        comparison_id=_text(event.comparison_id, 40),
         created_at=datetime.fromtimestamp(event.started_at, UTC),
     )

@@ -86,6 +86,7 @@ class LedgerEntry:
         "_streamed",
         "_ttft_ms",
         "attempts",
+        "comparison_id",
         "hold",
         "key",
         "model_requested",
@@ -103,10 +104,12 @@ class LedgerEntry:
         request_id: str,
         session_id: str | None = None,
         started_at: float | None = None,
+        comparison_id: str | None = None,
     ) -> None:
         self.key = key
         self.request_id = request_id
         self.session_id = session_id
+        self.comparison_id = comparison_id  # one model's run of a POST /v1/compare
         self.started_at = time.time() if started_at is None else started_at
         self.model_requested = ""
         self.template_id: str | None = None
@@ -281,6 +284,7 @@ class LedgerEntry:
             streamed=self._streamed,
             cancelled=cancelled,
             provisional=provisional,
+            comparison_id=self.comparison_id,
         )
 
     def _elapsed_ms(self) -> int:

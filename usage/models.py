@@ -47,6 +47,14 @@ class UsageEvent(models.Model):
         db_default=False,
         help_text="A text value could not be stored as sent (a NUL character): stored escaped as \\u0000.",
     )
+    comparison_id = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        db_default="",
+        db_index=True,
+        help_text="The comparison (POST /v1/compare) this request was one model's run of.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -109,6 +109,28 @@ def _tail(usage_filter: UsageFilter, stale: list[tuple[dt.date, int]]) -> QueryS
     return events
 
 
+def _comparison_events(usage_filter: UsageFilter) -> QuerySet[UsageEvent]:
+    """One comparison's events (a few, found by the comparison_id index), shaped like rollup rows,
+    within the filter's tenant, days and other filters."""
+    start = dt.datetime.combine(usage_filter.date_from, dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(usage_filter.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    events = UsageEvent.objects.filter(
+        comparison_id=usage_filter.comparison_id, created_at__gte=start, created_at__lt=end
+    ).annotate(
+        day=TruncDate("created_at", tzinfo=dt.UTC),
+        model=Coalesce(NullIf("model_served", Value("")), "model_requested"),
+    )
+    if usage_filter.tenant_id is not None:
+        events = events.filter(tenant_id=usage_filter.tenant_id)
+    if usage_filter.session_id is not None:
+        events = events.filter(session_id=usage_filter.session_id)
+    if usage_filter.key_id is not None:
+        events = events.filter(api_key_id=usage_filter.key_id)
+    if usage_filter.model is not None:
+        events = events.filter(model=usage_filter.model)
+    return events
+
+
 _ROLLUP_SUMS = {name: Sum(name) for name in METRICS}
 _EVENT_SUMS = {
     "requests": Count("id"),
@@ -167,13 +189,17 @@ def usage_report(
     """Totals and groups: the rollups of current slices plus the not-yet-rolled-up tail (fresh within
     a ledger flush), summed, ordered and cut in one SQL statement; days in date order, other
     groups by cost, largest first. Window sums give the totals and the group count alongside."""
-    stale = _stale_slices(usage_filter)
     fields = GROUP_FIELDS[group_by]
     keys = [f"g{n}" for n in range(len(fields))]
-    parts = [
-        _grouped(_rollups(usage_filter, stale, by_session=group_by == "session_id"), fields, _ROLLUP_SUMS),
-        _grouped(_tail(usage_filter, stale), fields, _EVENT_SUMS),
-    ]
+    if usage_filter.comparison_id is not None:  # rollups do not keep it: the comparison's events
+        parts = [_grouped(_comparison_events(usage_filter), fields, _EVENT_SUMS)]
+    else:
+        stale = _stale_slices(usage_filter)
+        by_session = group_by == "session_id"
+        parts = [
+            _grouped(_rollups(usage_filter, stale, by_session=by_session), fields, _ROLLUP_SUMS),
+            _grouped(_tail(usage_filter, stale), fields, _EVENT_SUMS),
+        ]
     union, params = _union_sql(parts, [*keys, *METRICS])
     sums = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
     windows = ", ".join(f"SUM({m}) OVER () AS total_{m}" for m in METRICS)

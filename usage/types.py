@@ -53,6 +53,8 @@ class UsageEventData:
     # A stream's opening entry, written when its first chunk is relayed: if the process dies
     # before the stream ends, this is what gets billed. The final entry replaces it.
     provisional: bool = False
+    # The comparison (POST /v1/compare) this request was one model's run of; None otherwise.
+    comparison_id: str | None = None
 
 
 GroupBy = Literal["day", "session_id", "key", "model", "tenant"]
@@ -71,6 +73,7 @@ class UsageFilter:
     session_id: str | None = None
     key_id: int | None = None
     model: str | None = None
+    comparison_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -369,6 +369,10 @@ MESH_MAX_ERROR_DETAILS = env.int("MESH_MAX_ERROR_DETAILS", default=20)
 if not 1 <= MESH_MAX_JSON_DEPTH <= 200:  # orjson writes at most 254 levels, envelopes add a few
     raise ImproperlyConfigured(f"MESH_MAX_JSON_DEPTH must be within 1..200, not {MESH_MAX_JSON_DEPTH}")
 MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)
+# POST /v1/compare: how many models one comparison may run side by side (each is a request).
+MESH_COMPARE_MAX_MODELS = env.int("MESH_COMPARE_MAX_MODELS", default=4)
+if not 2 <= MESH_COMPARE_MAX_MODELS <= 16:
+    raise ImproperlyConfigured(f"MESH_COMPARE_MAX_MODELS must be within 2..16, not {MESH_COMPARE_MAX_MODELS}")
 
 # The admin's middleware is present, inside RequestScopeMiddleware (see MIDDLEWARE above).
 # axes.W002 likewise: AxesMiddleware is in BROWSER_MIDDLEWARE, so it never runs on /v1.

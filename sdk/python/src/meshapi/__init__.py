@@ -59,6 +59,16 @@ from meshapi.types.chat_responses import (
     MessageToolCall,
     Usage,
 )
+from meshapi.types.compare import (
+    CompareChunk,
+    CompareError,
+    CompareEvent,
+    CompareParams,
+    CompareResult,
+    CompareSummary,
+    CompareUsage,
+    Comparison,
+)
 from meshapi.types.errors import ErrorBody, ErrorEnvelope, ProviderError, ValidationErrorDetail
 from meshapi.types.files import FileDeleted, FileObject
 from meshapi.types.jobs import Job, JobError, JobWebhook
@@ -89,6 +99,14 @@ __all__ = [
     "ChatMessage",
     "ChoiceDelta",
     "ChunkChoice",
+    "CompareChunk",
+    "CompareError",
+    "CompareEvent",
+    "CompareParams",
+    "CompareResult",
+    "CompareSummary",
+    "CompareUsage",
+    "Comparison",
     "ConflictError",
     "ContentPart",
     "DeltaToolCall",

@@ -12,6 +12,7 @@ from meshapi._base import DEFAULT_TIMEOUT, ClientConfig, Timeout, client_config
 from meshapi._retry import DEFAULT_MAX_RETRIES
 from meshapi._transport import AsyncTransport, SyncTransport
 from meshapi.resources.chat import AsyncChat, Chat
+from meshapi.resources.compare import AsyncCompare, Compare
 from meshapi.resources.files import AsyncBatches, AsyncFiles, Batches, Files
 from meshapi.resources.jobs import AsyncJobs, Jobs
 from meshapi.resources.models import AsyncModels, Models
@@ -40,6 +41,7 @@ class MeshAPI:
         )  # fmt: skip
         self._transport = SyncTransport(self._config, http_client)
         self.chat = Chat(self._transport)
+        self.compare = Compare(self._transport)
         self.models = Models(self._transport)
         self.templates = Templates(self._transport)
         self.usage = UsageReports(self._transport)
@@ -86,6 +88,7 @@ class AsyncMeshAPI:
         )  # fmt: skip
         self._transport = AsyncTransport(self._config, http_client)
         self.chat = AsyncChat(self._transport)
+        self.compare = AsyncCompare(self._transport)
         self.models = AsyncModels(self._transport)
         self.templates = AsyncTemplates(self._transport)
         self.usage = AsyncUsageReports(self._transport)

@@ -20,13 +20,14 @@ def usage_params(
     model: str | None,
     limit: int | None,
     offset: int | None,
+    comparison_id: str | None = None,
 ) -> dict[str, Any]:
     def iso(day: dt.date | str | None) -> str | None:
         return day.isoformat() if isinstance(day, dt.date) else day
 
     return {
         "from": iso(date_from), "to": iso(date_to), "group_by": group_by, "session_id": session_id,
-        "key": key, "model": model, "limit": limit, "offset": offset,
+        "key": key, "model": model, "limit": limit, "offset": offset, "comparison_id": comparison_id,
     }  # fmt: skip
 
 
@@ -45,13 +46,14 @@ class UsageReports:
         model: str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        comparison_id: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> UsageReport:
         """Totals and groups for UTC days `date_from`..`date_to` (default: the last 30 days);
-        `key` is a key id or display prefix."""
+        `key` is a key id or display prefix; `comparison_id` keeps one comparison's model runs."""
         params = usage_params(
             date_from=date_from, date_to=date_to, group_by=group_by, session_id=session_id,
-            key=key, model=model, limit=limit, offset=offset,
+            key=key, model=model, limit=limit, offset=offset, comparison_id=comparison_id,
         )  # fmt: skip
         return self._transport.request(UsageReport, "GET", "/v1/usage", options, params=params)
 
@@ -71,10 +73,11 @@ class AsyncUsageReports:
         model: str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        comparison_id: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> UsageReport:
         params = usage_params(
             date_from=date_from, date_to=date_to, group_by=group_by, session_id=session_id,
-            key=key, model=model, limit=limit, offset=offset,
+            key=key, model=model, limit=limit, offset=offset, comparison_id=comparison_id,
         )  # fmt: skip
         return await self._transport.request(UsageReport, "GET", "/v1/usage", options, params=params)
