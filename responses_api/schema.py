@@ -277,4 +277,25 @@ def parse_responses_request(body: bytes, limits: dict[str, int]) -> ResponsesReq
     try:
         return ResponsesRequest.model_validate(raw)
     except ValidationError as error:
-        raise validation_error(chat_error_details(error, raw)) from None
+        raise validation_error(_input_branch_only(chat_error_details(error, raw), raw)) from None
+
+
+INPUT_TYPE_MESSAGE = "input is a string or a list of input items"
+
+
+def _input_branch_only(details: list[ValidationDetail], raw: dict[str, Any]) -> list[ValidationDetail]:
+    """`input` is a union: keep the errors of the branch matching what was sent, without its label
+    (`input.1.role`, not `input.list[...].1.role`), or one error when it matches neither."""
+    sent = raw.get("input")
+    kept: list[ValidationDetail] = []
+    for detail in details:
+        loc = detail["loc"]
+        label = loc[2] if len(loc) > 2 and loc[1] == "input" else None
+        if not isinstance(label, str) or not label.startswith(("str", "list[")):
+            kept.append(detail)
+            continue
+        if isinstance(sent, str) == (label == "str") and isinstance(sent, (str, list)):
+            kept.append({**detail, "loc": [*loc[:2], *loc[3:]]})
+        elif not isinstance(sent, (str, list)) and not any(d["loc"] == ["body", "input"] for d in kept):
+            kept.append({"loc": ["body", "input"], "msg": INPUT_TYPE_MESSAGE, "type": "input_type"})
+    return kept

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -50,3 +51,11 @@ def globex(providers_url: str, globex_key: CreatedKey) -> Iterator[OpenAI]:
     sdk = OpenAI(base_url=providers_url, api_key=globex_key.plaintext, max_retries=0, timeout=30)
     yield sdk
     sdk.close()
+
+
+@pytest.fixture
+def acme_raw(providers_url: str, acme_key: CreatedKey) -> Iterator[httpx.Client]:
+    """httpx with acme's key, for wire-level checks."""
+    headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
+    with httpx.Client(base_url=providers_url, headers=headers, timeout=30) as client:
+        yield client
