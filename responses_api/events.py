@@ -57,6 +57,7 @@ class ResponseEvents:
     _reasoning: _OpenItem | None = None
     _message: _OpenItem | None = None
     _calls: dict[int, _OpenItem] = field(default_factory=dict)
+    _native_final: dict[str, Any] | None = None
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -84,6 +85,9 @@ class ResponseEvents:
         events: list[Event] = []
         if chunk.get("usage"):
             self.usage = chunk["usage"]
+        native = chunk.get("native_event")
+        if isinstance(native, dict):
+            return self._native(native)
         if isinstance(chunk.get("error"), dict):
             self.error = chunk["error"]
         for choice in chunk.get("choices") or ():
@@ -99,6 +103,26 @@ class ResponseEvents:
             if choice.get("finish_reason") and choice["finish_reason"] != "error":
                 self.finish_reason = choice["finish_reason"]
         return events
+
+    def _native(self, event: Event) -> list[Event]:
+        """An event of a natively asked upstream: relayed with this stream's sequence numbers; its
+        lifecycle events are this stream's own (start, finish), their response kept for the end."""
+        kind = str(event["type"])
+        if kind in ("response.created", "response.in_progress", "response.queued"):
+            return []
+        if kind in ("response.completed", "response.incomplete"):
+            response = event.get("response")
+            self._native_final = response if isinstance(response, dict) else {}
+            return []
+        index = event.get("output_index")
+        item = event.get("item")
+        if kind in ("response.output_item.added", "response.output_item.done") and isinstance(item, dict):
+            if isinstance(index, int) and 0 <= index < len(self.output):
+                self.output[index] = item
+            else:
+                self.output.append(item)
+        fields = {name: value for name, value in event.items() if name not in ("type", "sequence_number")}
+        return [self._event(kind, **fields)]
 
     def _add(self, item: dict[str, Any]) -> tuple[_OpenItem, Event]:
         opened = _OpenItem(index=len(self.output), item=item)
@@ -259,6 +283,11 @@ class ResponseEvents:
             )
             return final, [*events, self._event("response.failed", response=final)]
         status, incomplete = status_of(self.finish_reason)
+        if self._native_final is not None:
+            status = str(self._native_final.get("status") or "completed")
+            details = self._native_final.get("incomplete_details")
+            incomplete = details if isinstance(details, dict) else None
+            self.output = list(self._native_final.get("output") or self.output)
         final = response_object(
             response_id=self.response_id,
             created_at=self.created_at,

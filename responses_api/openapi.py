@@ -181,7 +181,7 @@ def responses_paths(errors: dict[str, Any]) -> dict[str, Any]:
     }
     created = _json("ResponseObject", "The response, or its stream events when `stream=true`.")
     created["content"]["text/event-stream"] = stream_event
-    lookup = {s: errors[s] for s in ("400", "401", "403", "404") if s in errors}
+    lookup: dict[str, Any] = {s: errors[s] for s in ("400", "401", "403", "404") if s in errors}
     return {
         "/v1/responses": {
             "post": _op(

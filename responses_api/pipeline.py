@@ -3,8 +3,11 @@ request as a chat completion → `routing.pipeline.chat_completion` (auth alread
 caps and holds, session_id, fallback and the one usage event all happen there) → the response
 object or its event stream → stored for the tenant (unless `store` is false).
 
-Every provider, OpenAI included, is reached through the chat completions translation, so a
-conversation continues on any provider and every request is billed by the one pipeline.
+`openai/*` candidates are asked natively at the upstream's `/v1/responses` (`responses_api.native`,
+swapped in by `chat_completion`'s `adapt`); every other provider gets the chat translation. The
+conversation is Mesh's (stored per tenant), so it continues on any provider either way. What the
+translation cannot carry (built-in tools, their calls) is refused, naming it, unless every
+candidate is native; the chat body still prices the request's hold.
 """
 
 from __future__ import annotations
@@ -18,17 +21,21 @@ from keys.auth import Admission
 from keys.limits import RateLimitState
 from meshplatform.errors import GatewayError
 from responses_api.events import ResponseEvents, sse_encode
+from responses_api.native import native_body, native_candidates, natively_served
 from responses_api.schema import ResponsesRequest
 from responses_api.services import conversation_before, stored_response_save
 from responses_api.translate import (
     chat_request_body,
     completion_response,
+    native_response,
     new_id,
+    pricing_body,
     request_echo,
     stored_input_items,
 )
 from routing.pipeline import ChatCompletionResult, chat_completion, chat_refused
 from routing.relay import CompletionStream
+from routing.resolve import Candidate
 from routing.schema import ChatCompletionRequest, validate_chat_request
 
 
@@ -42,11 +49,20 @@ class ResponseResult:
 
 @dataclass(frozen=True, slots=True)
 class _Turn:
-    """What the request adds to the conversation, and what it continues."""
+    """What the request adds to the conversation, what it continues, the chat request it is for
+    translated providers (and for pricing), and why it cannot be translated, if it cannot."""
 
     context: list[dict[str, Any]]
     input_items: list[dict[str, Any]]
     chat: ChatCompletionRequest
+    untranslatable: GatewayError | None
+    native: dict[str, Any]
+
+    def adapt(self, candidates: list[Candidate]) -> list[Candidate]:
+        """OpenAI candidates asked natively; the translation's refusal when another must take it."""
+        if self.untranslatable is not None and not natively_served(candidates):
+            raise self.untranslatable
+        return native_candidates(candidates, self.native)
 
 
 class ResponseStream:
@@ -97,7 +113,9 @@ async def response_create(
 ) -> ResponseResult | ResponseStream:
     """Run `request` for the admitted key; a refusal or failure is raised (already recorded)."""
     turn = await _turn(admission, request, request_id)
-    result = await chat_completion(admission=admission, chat=turn.chat, request_id=request_id)
+    result = await chat_completion(
+        admission=admission, chat=turn.chat, request_id=request_id, adapt=turn.adapt
+    )
     response_id, created_at = new_id("resp"), int(time.time())
     saver = _Saver(admission=admission, request_id=request_id, turn=turn) if request.store else None
     if isinstance(result, CompletionStream):
@@ -107,7 +125,7 @@ async def response_create(
         return ResponseStream(result, events, saver)
     if not isinstance(result, ChatCompletionResult):  # async_mode is never set on the translated request
         raise AssertionError("a Responses request is never queued")
-    payload = completion_response(
+    payload = (native_response if result.payload.get("object") == "response" else completion_response)(
         response_id=response_id,
         created_at=created_at,
         model=result.model,
@@ -126,10 +144,22 @@ async def _turn(admission: Admission, request: ResponsesRequest, request_id: str
             tenant_id=admission.key.tenant_id, previous_response_id=request.previous_response_id
         )
         input_items = stored_input_items(request.items())
-        body = chat_request_body(request, [*context, *input_items], first_input=len(context))
+        items = [*context, *input_items]
+        untranslatable: GatewayError | None = None
+        try:
+            body = chat_request_body(request, items, first_input=len(context))
+        except GatewayError as error:  # refused later unless every candidate is native
+            untranslatable = error
+            body = pricing_body(request, items)
         chat = validate_chat_request(body)
     except GatewayError as error:
         await chat_refused(
             admission=admission, request_id=request_id, error=error, session_id=request.session_id
         )
-    return _Turn(context=context, input_items=input_items, chat=chat)
+    return _Turn(
+        context=context,
+        input_items=input_items,
+        chat=chat,
+        untranslatable=untranslatable,
+        native=native_body(request.raw, items),
+    )

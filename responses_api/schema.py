@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError
 
 from meshplatform.chat_schema import TAG_PREFIX, Identifier, JsonInt, OpenObject, chat_error_details
 from meshplatform.errors import BadRequest, ValidationDetail
@@ -230,6 +230,13 @@ class ResponsesRequest(OpenObject):
     # Mesh's own, as on chat completions.
     session_id: Identifier | None = None
     models: list[ModelId] | None = None
+    # The JSON object as sent: what OpenAI receives when the request is forwarded natively.
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The request as sent (read it, never change it)."""
+        return self._raw
 
     def items(self) -> list[InputItem]:
         """The input as items (a string is one user message)."""
@@ -275,9 +282,11 @@ def parse_responses_request(body: bytes, limits: dict[str, int]) -> ResponsesReq
         )
     _bounds_check(raw, limits)
     try:
-        return ResponsesRequest.model_validate(raw)
+        request = ResponsesRequest.model_validate(raw)
     except ValidationError as error:
         raise validation_error(_input_branch_only(chat_error_details(error, raw), raw)) from None
+    request._raw = raw
+    return request
 
 
 INPUT_TYPE_MESSAGE = "input is a string or a list of input items"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import orjson
+
 from meshplatform.errors import BadRequest
 from responses_api.schema import (
     FunctionCallItem,
@@ -40,10 +42,9 @@ def unsupported(loc: list[str | int], message: str, *, status: int = 400) -> Bad
 
 
 def stored_input_items(items: list[InputItem]) -> list[dict[str, Any]]:
-    """The request's input items as `GET /v1/responses/{id}/input_items` lists them; an item type
-    chat completions cannot carry is refused here, naming it."""
+    """The request's input items as `GET /v1/responses/{id}/input_items` lists them (ids given)."""
     stored: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
+    for item in items:
         if isinstance(item, MessageItem):
             stored.append(_stored_message(item))
         elif isinstance(item, FunctionCallItem):
@@ -70,12 +71,8 @@ def stored_input_items(items: list[InputItem]) -> list[dict[str, Any]]:
             )
         elif isinstance(item, ReasoningItem):
             stored.append({**item.model_dump(), "id": item.id or new_id("rs")})
-        else:
-            raise unsupported(
-                ["input", index, "type"],
-                f"input items of type {item.type!r} are not supported (built-in tool calls and item "
-                "references cannot be translated to chat completions)",
-            )
+        else:  # kept as sent: OpenAI takes it natively, the chat translation refuses it by name
+            stored.append(item.model_dump())
     return stored
 
 
@@ -129,6 +126,12 @@ def chat_messages(
             output = item["output"]
             text = output if isinstance(output, str) else _joined_text(output, ["input", at, "output"])
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+        elif kind != "reasoning" and at >= 0:  # an earlier native answer's built-in tool call: skipped
+            raise unsupported(
+                ["input", at, "type"],
+                f"input items of type {kind!r} are not supported by this model's provider (built-in "
+                "tool calls and item references are forwarded to OpenAI models only)",
+            )
     return messages
 
 
@@ -229,7 +232,8 @@ def chat_tools(request: ResponsesRequest) -> list[dict[str, Any]]:
         if not isinstance(tool, FunctionTool):
             raise unsupported(
                 ["tools", index, "type"],
-                f"the built-in tool {tool.type!r} is not available through Mesh; only 'function' tools are",
+                f"the built-in tool {tool.type!r} is only available on OpenAI models; other providers take "
+                "'function' tools",
             )
         function: dict[str, Any] = {"name": tool.name}
         for name in ("description", "parameters", "strict"):
@@ -429,4 +433,44 @@ def completion_response(
         output=output_items(choice.get("message") or {}),
         usage=response_usage(completion.get("usage")),
         incomplete_details=incomplete,
+    )
+
+
+def pricing_body(request: ResponsesRequest, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat body for a request only OpenAI can take natively: the conversation as one text, so
+    holds and estimates price it by its size, and the request's output bound."""
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": orjson.dumps(items).decode()}]}
+    if request.instructions:
+        body["messages"].insert(0, {"role": "system", "content": request.instructions})
+    for name, value in (
+        ("model", request.model),
+        ("max_completion_tokens", request.max_output_tokens),
+        ("session_id", request.session_id),
+        ("models", request.models),
+    ):
+        if value is not None:
+            body[name] = value
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def native_response(
+    *, response_id: str, created_at: int, model: str, echo: dict[str, Any], completion: dict[str, Any]
+) -> dict[str, Any]:
+    """OpenAI's own `response` object, under Mesh's id, model and the request's settings."""
+    usage = completion.get("usage")
+    details = completion.get("incomplete_details")
+    error = completion.get("error")
+    return response_object(
+        response_id=response_id,
+        created_at=created_at,
+        model=model,
+        echo=echo,
+        status=str(completion.get("status") or "completed"),
+        output=list(completion.get("output") or []),
+        usage=usage if isinstance(usage, dict) else None,
+        incomplete_details=details if isinstance(details, dict) else None,
+        error=error if isinstance(error, dict) else None,
     )

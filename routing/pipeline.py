@@ -7,7 +7,7 @@ after authentication is billed and recorded by the request's `usage.ledger.Ledge
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -62,6 +62,7 @@ async def chat_completion(
     request_id: str,
     timeout_s: float | None = None,
     accepted: bool = False,
+    adapt: Callable[[list[Candidate]], list[Candidate]] | None = None,
 ) -> ChatCompletionResult | CompletionStream | ChatAccepted:
     """Run `chat` for the admitted key: a `ChatCompletionResult`, or for `stream=True` an open
     `CompletionStream`; a refusal or failure is raised as a `GatewayError` (already recorded).
@@ -78,6 +79,7 @@ async def chat_completion(
     such a job later (in a worker, under its submission's `request_id`): its spend cap was checked
     and its worst case held at submission, so neither happens again (that hold is settled by this
     run's billing; a second hold under the same id would never be released).
+    `adapt` may swap the resolved candidates' adapters (the Responses API asks OpenAI natively).
     """
     key = admission.key
     entry = LedgerEntry(key=key, request_id=request_id, session_id=chat.session_id)
@@ -91,6 +93,8 @@ async def chat_completion(
             candidates = candidates_resolve(
                 catalog=catalog, model_id=entry.model_requested, fallbacks=chat.models, key=key
             )
+            if adapt is not None:
+                candidates = adapt(candidates)
             body = upstream_body(chat, template)
             timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
             if not accepted:

@@ -58,10 +58,12 @@ def test_two_tool_agent_loop_over_two_turns(mesh: tuple[str, str], simulator: Si
     assert len(calls) == 2 and calls[0].startswith("time:") and calls[1].startswith("weather:")
     assert "It is 14:05 in" in first and "18C and sunny in" in second
     assert first_id is not None and first_id.startswith("resp_")
-    last_call = simulator.requests()[-1]["body"]["messages"]
-    sent = json.dumps(last_call)
+    last_call = simulator.requests()[-1]
+    assert last_call["path"] == "/v1/responses"  # openai/* is asked natively
+    sent = json.dumps(last_call["body"]["input"])
     assert "Use get_local_time for Paris" in sent and "It is 14:05 in" in sent  # the first turn, rebuilt
-    assert last_call[-1]["role"] == "tool" and "18C and sunny in" in last_call[-1]["content"]
+    last_item = last_call["body"]["input"][-1]
+    assert last_item["type"] == "function_call_output" and "18C and sunny in" in last_item["output"]
 
 
 def test_streamed_run_with_a_tool(mesh: tuple[str, str]) -> None:

@@ -11,10 +11,12 @@ import pytest
 from django.conf import settings
 
 from simulator.server import SimulatorServer
-from tests.responses_api.conftest import OPENAI_MODEL, WEATHER_TOOL
+from tests.responses_api.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, WEATHER_TOOL
 from tests.usage.conftest import ledger_events
 
-# (body, status, param): what each is refused with.
+# (body, status, param): what each is refused with. What only the chat translation cannot carry
+# (built-in tools and their items, audio parts…) is asked of an Anthropic model: an OpenAI model
+# takes it natively (test_responses_native.py).
 REFUSED: list[tuple[Any, int, str | None]] = [
     ({"model": OPENAI_MODEL, "input": "hi\u0000there"}, 422, "input"),
     ({"model": OPENAI_MODEL, "input": 42}, 422, "input"),
@@ -24,23 +26,23 @@ REFUSED: list[tuple[Any, int, str | None]] = [
     ({"model": OPENAI_MODEL, "input": "hi", "stream": "yes"}, 422, "stream"),
     ({"model": OPENAI_MODEL, "input": "hi", "max_output_tokens": 0}, 422, "max_output_tokens"),
     ({"model": OPENAI_MODEL, "input": "hi", "store": 1}, 422, "store"),
-    ({"model": OPENAI_MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, 400, "tools.0.type"),
+    ({"model": ANTHROPIC_MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, 400, "tools.0.type"),
     (
-        {"model": OPENAI_MODEL, "input": "hi", "tools": [WEATHER_TOOL, {"type": "file_search"}]},
+        {"model": ANTHROPIC_MODEL, "input": "hi", "tools": [WEATHER_TOOL, {"type": "file_search"}]},
         400,
         "tools.1.type",
     ),
     ({"model": OPENAI_MODEL, "input": "hi", "tools": [{"type": "function"}]}, 422, "tools.0.name"),
     (
-        {"model": OPENAI_MODEL, "input": "hi", "tool_choice": {"type": "web_search_preview"}},
+        {"model": ANTHROPIC_MODEL, "input": "hi", "tool_choice": {"type": "web_search_preview"}},
         400,
         "tool_choice.type",
     ),
-    ({"model": OPENAI_MODEL, "input": [{"type": "web_search_call", "id": "ws_1"}]}, 400, "input.0.type"),
-    ({"model": OPENAI_MODEL, "input": [{"type": "item_reference", "id": "msg_1"}]}, 400, "input.0.type"),
+    ({"model": ANTHROPIC_MODEL, "input": [{"type": "web_search_call", "id": "ws_1"}]}, 400, "input.0.type"),
+    ({"model": ANTHROPIC_MODEL, "input": [{"type": "item_reference", "id": "msg_1"}]}, 400, "input.0.type"),
     (
         {
-            "model": OPENAI_MODEL,
+            "model": ANTHROPIC_MODEL,
             "input": [{"role": "user", "content": [{"type": "input_audio", "data": "x"}]}],
         },
         400,
@@ -48,14 +50,14 @@ REFUSED: list[tuple[Any, int, str | None]] = [
     ),
     (
         {
-            "model": OPENAI_MODEL,
+            "model": ANTHROPIC_MODEL,
             "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}],
         },
         400,
         "input.0.content.0.image_url",
     ),
     (
-        {"model": OPENAI_MODEL, "input": "hi", "text": {"format": {"type": "json_schema"}}},
+        {"model": ANTHROPIC_MODEL, "input": "hi", "text": {"format": {"type": "json_schema"}}},
         422,
         "text.format.name",
     ),

@@ -125,16 +125,23 @@ def test_structured_output_and_reasoning_echo(acme: OpenAI, simulator: Any) -> N
         "required": ["city", "temperature_c"],
         "additionalProperties": False,
     }
-    response = acme.responses.create(
-        model=OPENAI_MODEL,
-        input="Weather in Paris as JSON",
-        text={"format": {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}},
-        reasoning={"effort": "low"},
-        max_output_tokens=500,
-    )
-    assert set(json.loads(response.output_text)) == {"city", "temperature_c"}
-    assert response.reasoning is not None and response.reasoning.effort == "low"
-    assert response.max_output_tokens == 500
-    sent = simulator.requests()[-1]["body"]
-    assert sent["response_format"]["json_schema"]["name"] == "weather"
-    assert sent["reasoning_effort"] == "low" and sent["max_completion_tokens"] == 500
+    text: Any = {"format": {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}}
+    for model in PROVIDER_MODELS:
+        response = acme.responses.create(
+            model=model,
+            input="Weather in Paris as JSON",
+            text=text,
+            reasoning={"effort": "low"},
+            max_output_tokens=500,
+        )
+        assert set(json.loads(response.output_text)) == {"city", "temperature_c"}, model
+        assert response.reasoning is not None and response.reasoning.effort == "low"
+        assert response.max_output_tokens == 500
+        assert response.text.format.type == "json_schema"  # type: ignore[union-attr]
+    sent = [r for r in simulator.requests() if r["method"] == "POST"]
+    openai_body = sent[0]["body"]  # asked natively
+    assert sent[0]["path"] == "/v1/responses"
+    assert openai_body["text"] == text and openai_body["reasoning"] == {"effort": "low"}
+    assert openai_body["max_output_tokens"] == 500
+    anthropic_body = sent[1]["body"]  # translated
+    assert sent[1]["path"] == "/v1/messages" and anthropic_body["max_tokens"] == 500
