@@ -42,7 +42,17 @@ def _stored_response_save(
 stored_response_save = db_call(_stored_response_save)
 
 
+MAX_ID_CHARS = 64
+
+
+def _is_an_id(response_id: str) -> bool:
+    """Whether `response_id` could name a stored response (PostgreSQL text cannot hold NUL)."""
+    return len(response_id) <= MAX_ID_CHARS and "\x00" not in response_id
+
+
 def _stored_response_get(*, tenant_id: int, response_id: str) -> StoredResponse:
+    if not _is_an_id(response_id):
+        raise response_not_found(response_id[:MAX_ID_CHARS])
     try:
         return StoredResponse.objects.get(tenant_id=tenant_id, id=response_id)
     except StoredResponse.DoesNotExist:
@@ -53,6 +63,8 @@ stored_response_get = db_call(_stored_response_get)
 
 
 def _stored_response_delete(*, tenant_id: int, response_id: str) -> None:
+    if not _is_an_id(response_id):
+        raise response_not_found(response_id[:MAX_ID_CHARS])
     deleted, _ = StoredResponse.objects.filter(tenant_id=tenant_id, id=response_id).delete()
     if not deleted:
         raise response_not_found(response_id)

@@ -115,6 +115,10 @@ def test_retrieve_and_list_parameters(acme_raw: httpx.Client) -> None:
     assert acme_raw.get("/responses/resp_nope").status_code == 404
     assert acme_raw.delete("/responses/resp_nope").status_code == 404
     assert acme_raw.get("/responses/resp_nope/input_items").status_code == 404
+    for hostile in ("resp_%00x", "resp_" + "x" * 5000):
+        assert acme_raw.get(f"/responses/{hostile}").status_code == 404
+        assert acme_raw.delete(f"/responses/{hostile}").status_code == 404
+        assert acme_raw.get(f"/responses/{hostile}/input_items").status_code == 404
     created = acme_raw.post("/responses", json={"model": OPENAI_MODEL, "input": "hi"}).json()
     for query, param in (({"limit": "abc"}, "limit"), ({"limit": "0"}, "limit"), ({"order": "up"}, "order")):
         response = acme_raw.get(f"/responses/{created['id']}/input_items", params=query)

@@ -4,13 +4,15 @@ one billed ledger row per request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from openai import OpenAI
+from openai import AsyncOpenAI, OpenAI
 
+from tests.clients.conftest import Weather
 from tests.responses_api.conftest import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, WEATHER_TOOL
 from tests.usage.conftest import catalog_cost, ledger_events
 
@@ -145,3 +147,23 @@ def test_structured_output_and_reasoning_echo(acme: OpenAI, simulator: Any) -> N
     assert openai_body["max_output_tokens"] == 500
     anthropic_body = sent[1]["body"]  # translated
     assert sent[1]["path"] == "/v1/messages" and anthropic_body["max_tokens"] == 500
+
+
+@pytest.mark.parametrize("model", [OPENAI_MODEL, ANTHROPIC_MODEL])
+def test_parse_into_a_pydantic_model(acme: OpenAI, model: str) -> None:
+    parsed = acme.responses.parse(model=model, input="Weather in Paris?", text_format=Weather)
+    assert isinstance(parsed.output_parsed, Weather) and parsed.output_parsed.city
+
+
+def test_async_client_streams_and_retrieves(providers_url: str, acme_key: Any) -> None:
+    async def run() -> tuple[str, str]:
+        async with AsyncOpenAI(base_url=providers_url, api_key=acme_key.plaintext, max_retries=0) as sdk:
+            async with sdk.responses.stream(model=GEMINI_MODEL, input="Say hi") as stream:
+                async for _ in stream:
+                    pass
+                final = await stream.get_final_response()
+            stored = await sdk.responses.retrieve(final.id)
+            return final.output_text, stored.output_text
+
+    streamed, stored = asyncio.run(run())
+    assert streamed == stored and streamed.startswith("Simulated reply")
