@@ -58,6 +58,7 @@ class ResponseEvents:
     _message: _OpenItem | None = None
     _calls: dict[int, _OpenItem] = field(default_factory=dict)
     _native_final: dict[str, Any] | None = None
+    _thinking_blocks: list[dict[str, Any]] = field(default_factory=list)
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -96,6 +97,8 @@ class ResponseEvents:
             delta = choice.get("delta") or {}
             if delta.get("reasoning_content"):
                 events += self._reasoning_delta(str(delta["reasoning_content"]))
+            if delta.get("thinking_blocks"):
+                self._thinking_blocks += list(delta["thinking_blocks"])
             if delta.get("content"):
                 events += self._text_delta(str(delta["content"]))
             for call in delta.get("tool_calls") or ():
@@ -197,6 +200,8 @@ class ResponseEvents:
             opened, added = self._add(item)
             self._calls[position] = opened
             events.append(added)
+        if call.get("thought_signature"):
+            opened.item["thought_signature"] = call["thought_signature"]
         arguments = function.get("arguments")
         if arguments:
             opened.text.append(str(arguments))
@@ -218,6 +223,8 @@ class ResponseEvents:
         text = "".join(opened.text)
         part = {"type": "summary_text", "text": text}
         opened.item["summary"] = [part]
+        if self._thinking_blocks:  # Anthropic's signed thinking, sent back on the next turn
+            opened.item["thinking_blocks"] = self._thinking_blocks
         return [
             self._event(
                 "response.reasoning_summary_text.done", **self._at(opened), summary_index=0, text=text
@@ -265,6 +272,11 @@ class ResponseEvents:
         """The final response object and the events that close the stream (`response.completed`,
         `response.incomplete`, or `response.failed` when the relay ended with an error chunk)."""
         events = self._close_reasoning() + self._close_message() + self._close_calls()
+        if self._thinking_blocks:  # a signature that came after the reasoning item was closed
+            for item in self.output:
+                if item.get("type") == "reasoning":
+                    item.setdefault("thinking_blocks", self._thinking_blocks)
+                    break
         usage = response_usage(self.usage) if self.usage else None
         if self.error is not None:
             error = {

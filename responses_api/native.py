@@ -31,6 +31,10 @@ NOT_FORWARDED = frozenset(
 )
 
 
+# What other providers' answers leave on items for their next turn; OpenAI refuses unknown fields.
+PROVIDER_STATE = frozenset({"thinking_blocks", "thought_signature"})
+
+
 def natively_served(candidates: list[Candidate]) -> bool:
     """Whether every candidate speaks the Responses API itself (then built-in tools may pass)."""
     return all(candidate.adapter.name in NATIVE_PROVIDERS for candidate in candidates)
@@ -46,7 +50,7 @@ def native_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         if kind == "message" and item.get("role") != "assistant":
             item = {name: value for name, value in item.items() if name not in ("id", "status")}
-        sent.append(item)
+        sent.append({name: value for name, value in item.items() if name not in PROVIDER_STATE})
     return sent
 
 

@@ -106,17 +106,20 @@ def chat_messages(
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
+    thinking: list[dict[str, Any]] = []  # a reasoning item's provider state, for the next assistant turn
     for index, item in enumerate(items):
         at = index - first_input
         kind = item.get("type", "message")
         if kind == "message":
             messages.append(_chat_message(item, at))
         elif kind == "function_call":
-            call = {
+            call: dict[str, Any] = {
                 "id": item["call_id"],
                 "type": "function",
                 "function": {"name": item["name"], "arguments": item["arguments"]},
             }
+            if isinstance(item.get("thought_signature"), str):
+                call["thought_signature"] = item["thought_signature"]
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":
                 last.setdefault("tool_calls", []).append(call)
@@ -126,12 +129,21 @@ def chat_messages(
             output = item["output"]
             text = output if isinstance(output, str) else _joined_text(output, ["input", at, "output"])
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
-        elif kind != "reasoning" and at >= 0:  # an earlier native answer's built-in tool call: skipped
+        elif kind == "reasoning":
+            blocks = item.get("thinking_blocks")
+            thinking = [b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else []
+            continue
+        elif at >= 0:
             raise unsupported(
                 ["input", at, "type"],
                 f"input items of type {kind!r} are not supported by this model's provider (built-in "
                 "tool calls and item references are forwarded to OpenAI models only)",
             )
+        else:  # an earlier native answer's built-in tool call: nothing chat can carry
+            continue
+        if thinking and messages[-1]["role"] == "assistant":
+            messages[-1]["thinking_blocks"] = thinking
+        thinking = []
     return messages
 
 
@@ -305,8 +317,11 @@ def reasoning_item(text: str, *, item_id: str) -> dict[str, Any]:
 def output_items(message: dict[str, Any]) -> list[dict[str, Any]]:
     """A chat completion's message as output items: reasoning, then text, then function calls."""
     items: list[dict[str, Any]] = []
-    if message.get("reasoning_content"):
-        items.append(reasoning_item(str(message["reasoning_content"]), item_id=new_id("rs")))
+    if message.get("reasoning_content") or message.get("thinking_blocks"):
+        reasoning = reasoning_item(str(message.get("reasoning_content") or ""), item_id=new_id("rs"))
+        if message.get("thinking_blocks"):  # Anthropic's signed thinking, sent back on the next turn
+            reasoning["thinking_blocks"] = message["thinking_blocks"]
+        items.append(reasoning)
     content = message.get("content")
     if isinstance(content, str) and content:
         items.append(message_item(content, item_id=new_id("msg")))
@@ -316,14 +331,15 @@ def output_items(message: dict[str, Any]) -> list[dict[str, Any]]:
         items.append(item)
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        items.append(
-            function_call_item(
-                item_id=new_id("fc"),
-                call_id=str(call.get("id") or new_id("call")),
-                name=str(function.get("name", "")),
-                arguments=str(function.get("arguments", "")),
-            )
+        item = function_call_item(
+            item_id=new_id("fc"),
+            call_id=str(call.get("id") or new_id("call")),
+            name=str(function.get("name", "")),
+            arguments=str(function.get("arguments", "")),
         )
+        if call.get("thought_signature"):  # Gemini's, needed to continue after the call
+            item["thought_signature"] = call["thought_signature"]
+        items.append(item)
     return items
 
 

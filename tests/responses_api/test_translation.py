@@ -227,6 +227,16 @@ def test_the_native_body_is_the_request_as_sent_with_the_whole_conversation() ->
         items[3],
     ]
     assert native_input([]) == []
+    gemini_call = {
+        "type": "function_call",
+        "call_id": "c",
+        "name": "f",
+        "arguments": "{}",
+        "thought_signature": "s",
+    }
+    assert native_input([gemini_call]) == [
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}
+    ]
 
 
 def _events(chunks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
