@@ -249,6 +249,25 @@ def _too_many(loc: list[str | int], limit: int, setting: str, what: str) -> Vali
     return {"loc": ["body", *loc], "msg": f"at most {limit} {what} ({setting})", "type": "too_long"}
 
 
+# OpenAI's fields for state kept upstream: Mesh keeps the conversation itself (previous_response_id).
+UPSTREAM_STATE_FIELDS = {
+    "background": "background responses are not supported: the answer comes in the reply (or stream)",
+    "conversation": "conversations are kept by Mesh: continue with previous_response_id",
+}
+
+
+def _upstream_state_check(raw: dict[str, Any]) -> None:
+    for name, why in UPSTREAM_STATE_FIELDS.items():
+        if raw.get(name) not in (None, False):
+            raise BadRequest(
+                f"{name}: {why}.",
+                param=name,
+                details=[{"loc": ["body", name], "msg": why, "type": "unsupported"}],
+                http_status=400,
+                code="unsupported_parameter",
+            )
+
+
 def _bounds_check(raw: dict[str, Any], limits: dict[str, int]) -> None:
     problems: list[ValidationDetail] = []
     items, tools = raw.get("input"), raw.get("tools")
@@ -281,6 +300,7 @@ def parse_responses_request(body: bytes, limits: dict[str, int]) -> ResponsesReq
             details=[{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}],
         )
     _bounds_check(raw, limits)
+    _upstream_state_check(raw)
     try:
         request = ResponsesRequest.model_validate(raw)
     except ValidationError as error:

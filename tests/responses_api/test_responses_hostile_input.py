@@ -69,6 +69,8 @@ REFUSED: list[tuple[Any, int, str | None]] = [
     ),
     ({"model": OPENAI_MODEL, "input": "hi", "metadata": {"k": 1}}, 422, "metadata.k"),
     ({"model": "openai/no-such-model", "input": "hi"}, 404, "model"),
+    ({"model": OPENAI_MODEL, "input": "hi", "background": True}, 400, "background"),
+    ({"model": OPENAI_MODEL, "input": "hi", "conversation": "conv_1"}, 400, "conversation"),
     ([{"model": OPENAI_MODEL, "input": "hi"}], 422, "body"),
 ]
 
