@@ -212,7 +212,7 @@ class ResponsesRequest(OpenObject):
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
 
     model: ModelId | None = None
-    input: str | list[InputItem]
+    input: str | Annotated[list[InputItem], Field(min_length=1)]
     instructions: str | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None

@@ -21,6 +21,7 @@ REFUSED: list[tuple[Any, int, str | None]] = [
     ({"model": OPENAI_MODEL, "input": "hi\u0000there"}, 422, "input"),
     ({"model": OPENAI_MODEL, "input": 42}, 422, "input"),
     ({"model": OPENAI_MODEL}, 422, "input"),
+    ({"model": OPENAI_MODEL, "input": []}, 422, "input"),
     ({"model": OPENAI_MODEL, "input": [{"role": "user", "content": "hi"}, "hello"]}, 422, "input.1"),
     ({"model": OPENAI_MODEL, "input": [{"role": "wizard", "content": "hi"}]}, 422, "input.0.role"),
     ({"model": OPENAI_MODEL, "input": "hi", "stream": "yes"}, 422, "stream"),
