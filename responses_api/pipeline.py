@@ -23,7 +23,7 @@ from meshplatform.errors import GatewayError
 from responses_api.events import ResponseEvents, sse_encode
 from responses_api.native import native_body, native_candidates, natively_served
 from responses_api.schema import ResponsesRequest
-from responses_api.services import conversation_before, stored_response_save
+from responses_api.services import conversation_before, conversation_bounds_check, stored_response_save
 from responses_api.translate import (
     chat_request_body,
     completion_response,
@@ -145,6 +145,7 @@ async def _turn(admission: Admission, request: ResponsesRequest, request_id: str
         )
         input_items = stored_input_items(request.items())
         items = [*context, *input_items]
+        conversation_bounds_check(len(items))
         untranslatable: GatewayError | None = None
         try:
             body = chat_request_body(request, items, first_input=len(context))

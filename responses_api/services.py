@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+from django.conf import settings
+
 from meshplatform.db import db_call
 from meshplatform.errors import BadRequest, NotFound
 from responses_api.models import StoredResponse
@@ -95,6 +97,18 @@ def _conversation_before(*, tenant_id: int, previous_response_id: str | None) ->
 
 
 conversation_before = db_call(_conversation_before)
+
+
+def conversation_bounds_check(items: int) -> None:
+    """A conversation continued past MESH_MAX_MESSAGES items is refused, naming what made it long."""
+    limit = settings.MESH_MAX_MESSAGES
+    if items > limit:
+        msg = f"the conversation would hold {items} items, more than {limit} (MESH_MAX_MESSAGES)"
+        raise BadRequest(
+            f"previous_response_id: {msg}",
+            param="previous_response_id",
+            details=[{"loc": ["body", "previous_response_id"], "msg": msg, "type": "too_long"}],
+        )
 
 
 def input_items_page(

@@ -11,6 +11,7 @@ from meshplatform.errors import BadRequest
 from responses_api.events import ResponseEvents
 from responses_api.native import chat_usage, native_body, native_input, usage_of
 from responses_api.schema import ResponsesRequest
+from responses_api.services import conversation_bounds_check
 from responses_api.translate import (
     chat_messages,
     chat_request_body,
@@ -369,3 +370,11 @@ def test_native_events_are_relayed_with_their_own_final_response() -> None:
     ]
     assert [e["sequence_number"] for e in events] == list(range(5))
     assert final["id"] == "resp_1" and final["status"] == "incomplete" and final["output"] == [item]
+
+
+def test_a_conversation_past_the_message_limit_is_refused_naming_the_chain(settings: Any) -> None:
+    settings.MESH_MAX_MESSAGES = 3
+    conversation_bounds_check(3)
+    with pytest.raises(BadRequest) as refused:
+        conversation_bounds_check(4)
+    assert refused.value.param == "previous_response_id" and refused.value.http_status == 422
