@@ -15,6 +15,7 @@ urlpatterns = [
     path("v1/", include("templates_app.urls")),
     path("v1/", include("usage.urls")),
     path("v1/", include("jobs.urls")),
+    path("v1/", include("responses_api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -7,7 +7,7 @@ after authentication is billed and recorded by the request's `usage.ledger.Ledge
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -73,6 +73,7 @@ async def chat_completion(
     accepted: bool = False,
     comparison_id: str | None = None,
     spend_gate: SpendGate | None = None,
+    adapt: Callable[[list[Candidate]], list[Candidate]] | None = None,
 ) -> ChatCompletionResult | CompletionStream | ChatAccepted:
     """Run `chat` for the admitted key: a `ChatCompletionResult`, or for `stream=True` an open
     `CompletionStream`; a refusal or failure is raised as a `GatewayError` (already recorded).
@@ -91,6 +92,7 @@ async def chat_completion(
     run's billing; a second hold under the same id would never be released).
     A compare's run of one model passes its `comparison_id` (recorded on its usage event) and a
     `spend_gate` that holds all the runs' costs at once (routing.compare.spend).
+    `adapt` may swap the resolved candidates' adapters (the Responses API asks OpenAI natively).
     """
     key = admission.key
     entry = LedgerEntry(
@@ -106,6 +108,8 @@ async def chat_completion(
             candidates = candidates_resolve(
                 catalog=catalog, model_id=entry.model_requested, fallbacks=chat.models, key=key
             )
+            if adapt is not None:
+                candidates = adapt(candidates)
             body = upstream_body(chat, template)
             timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
             if not accepted:

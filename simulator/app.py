@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from simulator import anthropic_api, azure_api, gemini_api, openai_api
+from simulator import anthropic_api, azure_api, gemini_api, openai_api, responses_api
 from simulator.asgi import (
     ASGIApp,
     Exchange,
@@ -42,6 +42,8 @@ def api_for(path: str) -> ProviderApi:
         return gemini_api
     if path == "/v1/messages":
         return anthropic_api
+    if path == "/v1/responses":
+        return responses_api
     if path.startswith(azure_api.PATH_PREFIX):
         return azure_api
     return openai_api
@@ -49,7 +51,7 @@ def api_for(path: str) -> ProviderApi:
 
 def _is_completion_path(path: str) -> bool:
     return (
-        path in {"/v1/chat/completions", "/v1/messages"}
+        path in {"/v1/chat/completions", "/v1/messages", "/v1/responses"}
         or gemini_api.split_path(path) is not None
         or azure_api.deployment_of(path) is not None
     )

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "usage",
     "routing",
     "jobs",
+    "responses_api",
 ]
 
 # Only async-native middleware runs on every request. Django's browser middleware

@@ -25,6 +25,7 @@ from meshapi._errors import (
 from meshapi._sentinel import NOT_GIVEN, NotGiven
 from meshapi._streaming import AsyncStream, Stream
 from meshapi._version import __version__
+from meshapi.resources.responses import AsyncResponseEventStream, ResponseEventStream
 from meshapi.types.batches import Batch, BatchRequestCounts
 from meshapi.types.chat import (
     AudioContentPart,
@@ -73,6 +74,16 @@ from meshapi.types.errors import ErrorBody, ErrorEnvelope, ProviderError, Valida
 from meshapi.types.files import FileDeleted, FileObject
 from meshapi.types.jobs import Job, JobError, JobWebhook
 from meshapi.types.models import Model, ModelPricing
+from meshapi.types.responses import (
+    ModelResponse,
+    ResponseContent,
+    ResponseCreateParams,
+    ResponseError,
+    ResponseInputItem,
+    ResponseOutputItem,
+    ResponseStreamEvent,
+    ResponseUsage,
+)
 from meshapi.types.shared import ListPage
 from meshapi.types.templates import Template, TemplateRender, TemplateVersion
 from meshapi.types.usage import UsageGroup, UsageReport, UsageTotals
@@ -83,6 +94,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncMeshAPI",
+    "AsyncResponseEventStream",
     "AsyncStream",
     "AudioContentPart",
     "AudioOutputOptions",
@@ -130,6 +142,7 @@ __all__ = [
     "MessageToolCall",
     "Model",
     "ModelPricing",
+    "ModelResponse",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
@@ -137,6 +150,14 @@ __all__ = [
     "ProviderNotAvailableError",
     "RateLimitError",
     "RequestOptions",
+    "ResponseContent",
+    "ResponseCreateParams",
+    "ResponseError",
+    "ResponseEventStream",
+    "ResponseInputItem",
+    "ResponseOutputItem",
+    "ResponseStreamEvent",
+    "ResponseUsage",
     "SpendLimitError",
     "Stream",
     "StreamOptions",

@@ -16,6 +16,7 @@ from meshapi.resources.compare import AsyncCompare, Compare
 from meshapi.resources.files import AsyncBatches, AsyncFiles, Batches, Files
 from meshapi.resources.jobs import AsyncJobs, Jobs
 from meshapi.resources.models import AsyncModels, Models
+from meshapi.resources.responses import AsyncResponses, Responses
 from meshapi.resources.templates import AsyncTemplates, Templates
 from meshapi.resources.usage import AsyncUsageReports, UsageReports
 
@@ -48,6 +49,7 @@ class MeshAPI:
         self.jobs = Jobs(self._transport)
         self.files = Files(self._transport)
         self.batches = Batches(self._transport)
+        self.responses = Responses(self._transport)
 
     @property
     def base_url(self) -> str:
@@ -95,6 +97,7 @@ class AsyncMeshAPI:
         self.jobs = AsyncJobs(self._transport)
         self.files = AsyncFiles(self._transport)
         self.batches = AsyncBatches(self._transport)
+        self.responses = AsyncResponses(self._transport)
 
     @property
     def base_url(self) -> str:
