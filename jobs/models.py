@@ -41,7 +41,7 @@ class Job(models.Model):
     request_id = models.CharField(max_length=40, unique=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     model = models.CharField(max_length=200)
-    session_id = models.CharField(max_length=200, null=True, blank=True)
+    session_id = models.CharField(max_length=256, null=True, blank=True)  # as a request allows
     request = models.JSONField(help_text="The admitted request as the worker runs it.")
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)

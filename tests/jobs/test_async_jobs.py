@@ -180,3 +180,12 @@ def test_results_expire_after_the_retention(
         what="the job to expire",
     )
     assert expired["result"] is None and expired["error"] is None
+
+
+def test_a_job_keeps_the_longest_session_id_a_request_may_carry(acme_http: httpx.Client) -> None:
+    """A request's session_id may have 256 characters; the job stores it whole (was a 500)."""
+    session_id = "s" * 256
+    response = submit(acme_http, session_id=session_id)
+    assert response.status_code == 202, response.text
+    assert response.json()["session_id"] == session_id
+    assert acme_http.get(f"/jobs/{response.json()['id']}").json()["session_id"] == session_id
