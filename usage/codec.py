@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from usage.models import UsageEvent
-from usage.types import TokenUsage, UsageEventData
+from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
 FORMAT_VERSION = 1
 
@@ -21,7 +21,7 @@ class UndecodableEvent(ValueError):
 def event_encode(event: UsageEventData) -> bytes:
     """Compact JSON; the cost travels as a decimal string so no float ever touches money."""
     tokens = event.tokens
-    return orjson.dumps(
+    encoded = orjson.dumps(
         {
             "v": FORMAT_VERSION,
             "request_id": event.request_id,
@@ -47,6 +47,10 @@ def event_encode(event: UsageEventData) -> bytes:
             "started_at": event.started_at,
         }
     )
+    if event.endpoint == DEFAULT_ENDPOINT and not event.images:
+        return encoded  # a chat completion's event, byte for byte as before these fields existed
+    extra = {"endpoint": event.endpoint, "images": event.images}
+    return encoded[:-1] + b"," + orjson.dumps(extra)[1:]
 
 
 def event_decode(raw: bytes) -> UsageEventData:
@@ -77,6 +81,8 @@ def event_decode(raw: bytes) -> UsageEventData:
             streamed=bool(data["streamed"]),
             cancelled=bool(data["cancelled"]),
             provisional=bool(data.get("provisional", False)),
+            endpoint=str(data.get("endpoint") or DEFAULT_ENDPOINT),
+            images=int(data.get("images") or 0),
         )
     except UndecodableEvent:
         raise
@@ -163,5 +169,7 @@ def event_row(event: UsageEventData) -> UsageEvent:
         cancelled=event.cancelled,
         provisional=event.provisional,
         sanitized=sanitized,
+        endpoint=event.endpoint[:32],
+        images=_count(event.images),
         created_at=datetime.fromtimestamp(event.started_at, UTC),
     )

@@ -32,7 +32,7 @@ from keys.spend import SpendHold, spend_add, spend_progress
 from keys.types import ResolvedKey
 from meshplatform.errors import GatewayError
 from usage.recording import usage_open, usage_record
-from usage.types import TokenUsage, UsageEventData
+from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
 logger = logging.getLogger(__name__)
 NO_TOKENS = TokenUsage()
@@ -86,7 +86,9 @@ class LedgerEntry:
         "_streamed",
         "_ttft_ms",
         "attempts",
+        "endpoint",
         "hold",
+        "images",
         "key",
         "model_requested",
         "request_id",
@@ -103,8 +105,11 @@ class LedgerEntry:
         request_id: str,
         session_id: str | None = None,
         started_at: float | None = None,
+        endpoint: str = DEFAULT_ENDPOINT,
     ) -> None:
         self.key = key
+        self.endpoint = endpoint  # the API called (usage.types.UsageEventData.endpoint)
+        self.images = 0  # images an image request produced (noted by `served`)
         self.request_id = request_id
         self.session_id = session_id
         self.started_at = time.time() if started_at is None else started_at
@@ -141,10 +146,15 @@ class LedgerEntry:
 
     # What it cost: exactly one of these decides.
 
-    async def served(self, by: ServedBy, tokens: TokenUsage) -> None:
-        """A whole answer: bill its real cost and make the entry durable (before it is returned)."""
-        self._served_by = by
-        await self._final_record(self._event(tokens=tokens, cost=by.tariff.cost(tokens)))
+    async def served(
+        self, by: ServedBy, tokens: TokenUsage, *, estimated: bool = False, images: int = 0
+    ) -> None:
+        """A whole answer: bill its real cost and make the entry durable (before it is returned).
+        `estimated`: the upstream reported no token count (Mesh estimated it); `images`: how many
+        an image request produced (its tariff prices them)."""
+        self._served_by, self.images = by, images
+        cost = by.tariff.cost(tokens)
+        await self._final_record(self._event(tokens=tokens, cost=cost, estimated=estimated))
 
     async def in_flight(self, by: ServedBy, *, prompt_tokens: int, finalise_after: float) -> None:
         """Before the upstream call: note what to bill should this process die before the final
@@ -281,6 +291,8 @@ class LedgerEntry:
             streamed=self._streamed,
             cancelled=cancelled,
             provisional=provisional,
+            endpoint=self.endpoint,
+            images=self.images,
         )
 
     def _elapsed_ms(self) -> int:

@@ -47,6 +47,15 @@ class UsageEvent(models.Model):
         db_default=False,
         help_text="A text value could not be stored as sent (a NUL character): stored escaped as \\u0000.",
     )
+    endpoint = models.CharField(
+        max_length=32,
+        default="chat.completions",
+        db_default="chat.completions",
+        help_text="The API called: chat.completions, embeddings, images.generations…",
+    )
+    images = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Images generated (image requests)."
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+DEFAULT_ENDPOINT = "chat.completions"
+
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
@@ -53,6 +55,9 @@ class UsageEventData:
     # A stream's opening entry, written when its first chunk is relayed: if the process dies
     # before the stream ends, this is what gets billed. The final entry replaces it.
     provisional: bool = False
+    # Which API was called ("embeddings", "images.generations"…); encoded only when not the default.
+    endpoint: str = DEFAULT_ENDPOINT
+    images: int = 0  # images generated (image requests), encoded only when not zero
 
 
 GroupBy = Literal["day", "session_id", "key", "model", "tenant"]
