@@ -47,7 +47,7 @@ class CatalogEntry:
     media_tokens: MediaTokens = NO_BOUND
     kind: str = "chat"  # routing.models.ModelKind: the one endpoint this model serves
     dimensions: int | None = None  # embedding models: the default vector length
-    # Image models: quality → size → USD per image (the first quality and size are the defaults).
+    # Image models: quality → size → USD per image (routing.media_pipeline.image_price reads it).
     image_prices: dict[str, dict[str, Decimal]] = field(default_factory=dict, hash=False, compare=False)
 
     def part_max_tokens(self, kind: str) -> int:

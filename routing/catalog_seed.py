@@ -43,7 +43,7 @@ _DALL_E_3 = {
     "standard": {"1024x1024": "0.040", "1024x1792": "0.080", "1792x1024": "0.080"},
     "hd": {"1024x1024": "0.080", "1024x1792": "0.120", "1792x1024": "0.120"},
 }
-# Images: USD per image by quality and size (OpenAI's list prices; the first of each is the default).
+# Images: USD per image by quality and size (OpenAI's list prices).
 IMAGE_MODELS = (
     SeedModel("openai/dall-e-3", "0", "0", None, 4_000, None, kind="image", image_prices=_DALL_E_3),
     SeedModel(

@@ -205,21 +205,29 @@ def _input_tokens(inputs: EmbeddingInput, entry: CatalogEntry) -> tuple[int, int
     return bound, expected
 
 
+DEFAULT_SIZE, DEFAULT_QUALITY = "1024x1024", "standard"  # OpenAI's defaults
+
+
 def image_price(entry: CatalogEntry, *, size: str | None, quality: str | None) -> Decimal:
-    """The catalog's price of one image at `size` and `quality` (the model's first ones when not
-    given; `auto` is priced at the most expensive the model lists): 422 naming an unknown one."""
+    """The catalog's price of one image at `size` and `quality`: 422 naming an unknown one.
+    Not given, they are OpenAI's defaults (1024x1024, standard) where the model lists them; else,
+    and for `auto` (the upstream chooses), the most expensive the model lists."""
     prices = entry.image_prices
     if not prices:
         raise BadRequest(f"The model {entry.model_id!r} has no image prices in the catalog.", param="model")
-    if quality in (None, "auto"):
-        qualities = list(prices) if quality == "auto" else [next(iter(prices))]
+    if quality is None:
+        quality = DEFAULT_QUALITY if DEFAULT_QUALITY in prices else "auto"
+    if quality == "auto":
+        qualities = list(prices)
     elif quality in prices:
         qualities = [quality]
     else:
-        raise _unknown("quality", quality, list(prices), entry)
+        raise _unknown("quality", quality, sorted(prices), entry)
     sizes = {name for q in qualities for name in prices[q]}
-    if size in (None, "auto"):
-        chosen = sizes if size == "auto" else {next(iter(prices[qualities[0]]))}
+    if size is None:
+        size = DEFAULT_SIZE if DEFAULT_SIZE in sizes else "auto"
+    if size == "auto":
+        chosen = sizes
     elif size in sizes:
         chosen = {size}
     else:

@@ -91,7 +91,7 @@ class CatalogModel(models.Model):
         blank=True,
         validators=[image_prices_validate],
         help_text="Image models: USD per image by quality and size, e.g. "
-        '{"standard": {"1024x1024": "0.04"}}; the first quality and size listed are the defaults.',
+        '{"standard": {"1024x1024": "0.04"}}; unasked, 1024x1024 and standard, else the dearest listed.',
     )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)

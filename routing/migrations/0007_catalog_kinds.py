@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='catalogmodel',
             name='image_prices',
-            field=models.JSONField(blank=True, default=dict, help_text='Image models: USD per image by quality and size, e.g. {"standard": {"1024x1024": "0.04"}}; the first quality and size listed are the defaults.', validators=[routing.models.image_prices_validate]),
+            field=models.JSONField(blank=True, default=dict, help_text='Image models: USD per image by quality and size, e.g. {"standard": {"1024x1024": "0.04"}}; unasked, 1024x1024 and standard, else the dearest listed.', validators=[routing.models.image_prices_validate]),
         ),
         migrations.AddField(
             model_name='catalogmodel',
