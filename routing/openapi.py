@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs.openapi import MODELS as JOBS_MODELS
 from jobs.openapi import jobs_paths
 from meshplatform.chat_schema import ChatMessage
+from routing.media_openapi import MODELS as MEDIA_MODELS
+from routing.media_openapi import media_paths
 from routing.schema import ChatCompletionRequest
 
 REF = "#/components/schemas/{model}"
@@ -186,6 +188,7 @@ def _schemas() -> dict[str, Any]:
         ErrorEnvelope,
         ModelList,
         *JOBS_MODELS,
+        *MEDIA_MODELS,
     )
     for model in models:
         schema = model.model_json_schema(ref_template=REF, mode="serialization")
@@ -328,7 +331,7 @@ def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, pu
     """drf-spectacular postprocessing hook: the proxy's paths and schemas, bearer auth for everything."""
     # Routes accept an optional trailing slash; the document names each path once, without it.
     generated = {path.rstrip("/"): item for path, item in result.get("paths", {}).items()}
-    result["paths"] = {**_proxy_paths(), **jobs_paths(_errors()), **generated}
+    result["paths"] = {**_proxy_paths(), **media_paths(_errors()), **jobs_paths(_errors()), **generated}
     _document_error_answers(result["paths"])
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas())
