@@ -91,7 +91,7 @@ def test_azure_deployments_embed_and_draw(client: OpenAI, simulator: SimulatorSe
     )
     drawn = client.images.generate(model="azure/dall-e-3", prompt="a boat", response_format="b64_json")
     assert len(embedded.data[0].embedding) == 1536 and embedded.model == "azure/text-embedding-3-small"
-    assert base64.b64decode(drawn.data[0].b64_json or "").startswith(b"\x89PNG")
+    assert drawn.data is not None and base64.b64decode(drawn.data[0].b64_json or "").startswith(b"\x89PNG")
     paths = [c["path"] for c in upstream_calls(simulator)]
     assert paths == [
         "/openai/deployments/text-embedding-3-small/embeddings",

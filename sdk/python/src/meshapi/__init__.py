@@ -59,8 +59,10 @@ from meshapi.types.chat_responses import (
     MessageToolCall,
     Usage,
 )
+from meshapi.types.embeddings import Embedding, EmbeddingList, EmbeddingParams, EmbeddingUsage
 from meshapi.types.errors import ErrorBody, ErrorEnvelope, ProviderError, ValidationErrorDetail
 from meshapi.types.files import FileDeleted, FileObject
+from meshapi.types.images import GeneratedImage, ImageGenerationParams, ImagesResponse
 from meshapi.types.jobs import Job, JobError, JobWebhook
 from meshapi.types.models import Model, ModelPricing
 from meshapi.types.shared import ListPage
@@ -92,14 +94,21 @@ __all__ = [
     "ConflictError",
     "ContentPart",
     "DeltaToolCall",
+    "Embedding",
+    "EmbeddingList",
+    "EmbeddingParams",
+    "EmbeddingUsage",
     "ErrorBody",
     "ErrorEnvelope",
     "FileDeleted",
     "FileObject",
     "GatewayTimeoutError",
+    "GeneratedImage",
     "ImageContentPart",
+    "ImageGenerationParams",
     "ImageOptions",
     "ImageUrl",
+    "ImagesResponse",
     "InputAudio",
     "InternalServerError",
     "Job",

@@ -12,6 +12,7 @@ from meshapi._base import DEFAULT_TIMEOUT, ClientConfig, Timeout, client_config
 from meshapi._retry import DEFAULT_MAX_RETRIES
 from meshapi._transport import AsyncTransport, SyncTransport
 from meshapi.resources.chat import AsyncChat, Chat
+from meshapi.resources.embeddings import AsyncEmbeddings, AsyncImages, Embeddings, Images
 from meshapi.resources.files import AsyncBatches, AsyncFiles, Batches, Files
 from meshapi.resources.jobs import AsyncJobs, Jobs
 from meshapi.resources.models import AsyncModels, Models
@@ -46,6 +47,8 @@ class MeshAPI:
         self.jobs = Jobs(self._transport)
         self.files = Files(self._transport)
         self.batches = Batches(self._transport)
+        self.embeddings = Embeddings(self._transport)
+        self.images = Images(self._transport)
 
     @property
     def base_url(self) -> str:
@@ -92,6 +95,8 @@ class AsyncMeshAPI:
         self.jobs = AsyncJobs(self._transport)
         self.files = AsyncFiles(self._transport)
         self.batches = AsyncBatches(self._transport)
+        self.embeddings = AsyncEmbeddings(self._transport)
+        self.images = AsyncImages(self._transport)
 
     @property
     def base_url(self) -> str:
