@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from keys.models import Tenant
 from keys.services import CreatedKey, api_key_create
+from routing.media_schema import parse_embeddings_request
 from simulator.media_api import vector
 from simulator.server import SimulatorServer
 from tests.usage.conftest import ledger_events
@@ -273,3 +275,12 @@ def test_two_tenants_see_only_their_own_embedding_usage(
         (acme_key.api_key.tenant_id, acme_key.api_key.pk),
         (globex_key.api_key.tenant_id, globex_key.api_key.pk),
     }
+
+
+def test_a_large_batch_is_validated_in_place_not_copied() -> None:
+    texts = [f"document {i}" for i in range(2048)]
+    body = orjson.dumps({"model": SMALL, "input": texts, "session_id": "s"})
+    request = parse_embeddings_request(body)
+    # One list of texts, shared by the typed request and the upstream body (no validation copy).
+    assert request.inputs.texts is request.input is request.upstream_fields()["input"]
+    assert request.inputs.count == 2048 and "session_id" not in request.upstream_fields()

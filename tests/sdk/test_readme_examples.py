@@ -31,7 +31,8 @@ def test_the_readme_has_an_example_per_area() -> None:
         "chat.completions.create(", "chat.completions.stream(", "final_completion()", "models.list(",
         "templates.create(", "templates.update(", "templates.versions(", "templates.render(",
         "templates.restore(", "templates.delete(", "usage.query(", "jobs.create(", "jobs.wait(",
-        "files.create(", "batches.create(", "except ValidationError",
+        "files.create(", "batches.create(", "except ValidationError", "embeddings.create(",
+        "images.generate(",
     ):  # fmt: skip
         assert call in code, f"the SDK README has no example calling {call}"
 
