@@ -152,6 +152,10 @@ class ModelInfo(BaseModel):
     context_window: int
     pricing: ModelPricing
     alias_for: str | None = Field(default=None, description="The catalog id this tenant alias names.")
+    kind: Literal["chat", "embedding", "image"] = Field(
+        default="chat", description="The endpoint the model serves: chat completions, embeddings or images."
+    )
+    dimensions: int | None = Field(default=None, description="Embedding models: the default vector length.")
 
 
 class ModelList(BaseModel):

@@ -87,3 +87,11 @@ def test_async_client_embeds_and_draws(mesh_url: str, acme_key: CreatedKey) -> N
     assert drawn._request_id is not None
     event = ledger_events([drawn._request_id])[drawn._request_id]
     assert (event.model_served, event.cost_usd) == ("openai/gpt-image-1", Decimal("0.011"))
+
+
+def test_models_say_which_endpoint_they_serve(mesh: meshapi.MeshAPI) -> None:
+    models = {m.id: m for m in mesh.models.list().data}
+    assert (models["openai/gpt-4o-mini"].kind, models["openai/gpt-4o-mini"].dimensions) == ("chat", None)
+    small = mesh.models.retrieve("openai/text-embedding-3-small")
+    assert (small.kind, small.dimensions) == ("embedding", 1536)
+    assert models["openai/dall-e-3"].kind == "image"
