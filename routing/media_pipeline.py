@@ -125,6 +125,7 @@ async def images_generate(*, admission: Admission, request: ImagesRequest, reque
 
             candidate, answer = await call_with_fallback(candidates, entry.attempts, timeout, once)
             count = len(answer.payload["data"])
+            price = _price_served(candidate.entry, answer.payload, asked=price)
             served = ServedBy(candidate.entry.model_id, candidate.adapter.name, ImageTariff(price, count))
             await entry.served(served, answer.usage, images=count)
             return _result(answer, candidate, limits)
@@ -233,6 +234,15 @@ def image_price(entry: CatalogEntry, *, size: str | None, quality: str | None) -
     else:
         raise _unknown("size", size, sorted(sizes), entry)
     return max(prices[q][s] for q in qualities for s in chosen if s in prices[q])
+
+
+def _price_served(entry: CatalogEntry, payload: dict[str, Any], *, asked: Decimal) -> Decimal:
+    """The price of what the upstream says it made (gpt-image-1 answers with the `quality` and
+    `size` it chose for `auto`), never above the price asked and held; else the price asked."""
+    quality, size = payload.get("quality"), payload.get("size")
+    sizes = entry.image_prices.get(quality) if isinstance(quality, str) else None
+    made = sizes.get(size) if sizes is not None and isinstance(size, str) else None
+    return min(made, asked) if made is not None else asked
 
 
 def _unknown(field: str, value: str, known: list[str], entry: CatalogEntry) -> BadRequest:

@@ -286,7 +286,10 @@ def images_payload(exchange: Exchange, body: dict[str, Any]) -> dict[str, Any]:
         else:
             data.append({"b64_json": base64.b64encode(image_bytes(name)).decode(), "revised_prompt": prompt})
     payload: dict[str, Any] = {"created": int(time.time()), "data": data}
-    if str(model).startswith("gpt-image"):
+    if str(model).startswith("gpt-image"):  # it says which quality and size it made (`auto` chosen)
+        quality = body.get("quality") or "auto"
+        payload["quality"] = "medium" if quality == "auto" else quality
+        payload["size"] = "1024x1024" if size == "auto" else size
         words = max(1, count_words(prompt))
         payload["usage"] = {
             "input_tokens": words,

@@ -77,9 +77,26 @@ def test_quality_and_size_choose_the_price(acme_http: httpx.Client) -> None:
     events = ledger_events(ids)
     assert events[ids[0]].cost_usd == catalog_price("openai/dall-e-3", "hd", "1792x1024") == Decimal("0.12")
     assert events[ids[1]].cost_usd == catalog_price("openai/dall-e-3", "standard", "1024x1024")
-    # `auto` is billed at the most the model can cost (gpt-image-1's tokens are recorded, not billed).
-    assert events[ids[2]].cost_usd == catalog_price("openai/gpt-image-1", "high", "1536x1024")
+    # `auto` is held at the most the model can cost, and billed at what gpt-image-1 says it made
+    # (its tokens are recorded, not billed).
+    assert (auto.json()["quality"], auto.json()["size"]) == ("medium", "1024x1024")
+    assert events[ids[2]].cost_usd == catalog_price("openai/gpt-image-1", "medium", "1024x1024")
     assert events[ids[2]].completion_tokens == 1056
+
+
+def test_auto_is_held_at_the_dearest_image(
+    api_url: str, tenant_acme: Tenant, simulator: SimulatorServer
+) -> None:
+    # gpt-image-1 at its dearest (high, 1536x1024) costs $0.25: a $0.20 hard cap refuses `auto`.
+    key = api_key_create(tenant=tenant_acme, spend_cap_usd=Decimal("0.20"), hard_cap=True)
+    body = {"model": "openai/gpt-image-1", "prompt": "p", "quality": "auto", "size": "auto"}
+    with httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {key.plaintext}"}, timeout=30
+    ) as client:
+        refused = client.post("/images/generations", json=body)
+        fits = client.post("/images/generations", json={**body, "quality": "low"})
+    assert (refused.status_code, fits.status_code) == (402, 200)
+    assert len(image_calls(simulator)) == 1
 
 
 HOSTILE_BODIES = [
