@@ -11,6 +11,7 @@ asked, from the catalog's `image_prices`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from routing.providers.media import (
     images_request,
 )
 from routing.resolve import Candidate, candidates_resolve, model_resolve
-from routing.upstream import call_with_fallback, upstream_post
+from routing.upstream import call_with_fallback, timeout_error, upstream_post
 from usage.estimate import tokens_from_bytes
 from usage.ledger import LedgerEntry, ServedBy
 from usage.types import TokenUsage
@@ -88,16 +89,25 @@ async def embeddings_create(
             await _note_in_flight(entry, candidates[0].served_by, expected, timeout)
 
             async def once(candidate: Candidate, budget: float) -> tuple[Candidate, MediaAnswer]:
-                call = MediaCall(upstream_model=candidate.entry.upstream_name, body=body)
-                adapter = candidate.adapter
-                replies = [
-                    await upstream_post(candidate, r, budget) for r in embeddings_requests(adapter, call)
-                ]
-                return candidate, embeddings_answer(adapter, replies, call)
+                return candidate, await _embed_once(candidate, body, budget)
 
             candidate, answer = await call_with_fallback(candidates, entry.attempts, timeout, once)
             await entry.served(candidate.served_by, answer.usage, estimated=answer.estimated)
             return _result(answer, candidate, limits)
+
+
+async def _embed_once(candidate: Candidate, body: dict[str, Any], budget: float) -> MediaAnswer:
+    """One try at one provider: its calls (Gemini's batches in turn, sharing the one budget)."""
+    call = MediaCall(upstream_model=candidate.entry.upstream_name, body=body)
+    adapter = candidate.adapter
+    deadline = time.monotonic() + budget
+    replies = []
+    for upstream_request in embeddings_requests(adapter, call):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise timeout_error(candidate, budget)
+        replies.append(await upstream_post(candidate, upstream_request, left))
+    return embeddings_answer(adapter, replies, call)
 
 
 async def images_generate(*, admission: Admission, request: ImagesRequest, request_id: str) -> MediaResult:
