@@ -250,8 +250,12 @@ def test_upstream_errors_keep_their_meaning_and_are_recorded(
     with pytest.raises(openai.BadRequestError) as refused:  # the upstream's own 400 keeps its status
         acme_openai.embeddings.create(model="openai/text-embedding-ada-002", input="x", dimensions=8)
     assert refused.value.status_code == 400
-    event = ledger_events([failed.headers["X-Request-Id"]])[failed.headers["X-Request-Id"]]
-    assert (event.http_status, event.cost_usd, event.endpoint) == (502, Decimal(0), "embeddings")
+    simulator.script(model="text-embedding-3-small", times=1, malformed=True)
+    unreadable = acme_http.post("/embeddings", json={"model": SMALL, "input": "x"})
+    assert unreadable.status_code == 502 and unreadable.json()["error"]["code"] == "upstream_error"
+    events = ledger_events([failed.headers["X-Request-Id"], unreadable.headers["X-Request-Id"]])
+    for event in events.values():
+        assert (event.http_status, event.cost_usd, event.endpoint) == (502, Decimal(0), "embeddings")
 
 
 def test_two_tenants_see_only_their_own_embedding_usage(
