@@ -111,6 +111,12 @@ async def handle(route: Route, exchange: Exchange, body: Any, fault: Fault) -> N
             exchange.send, 200, b'{"data": "not a list"', [(b"content-type", b"application/json")]
         )
         return
+    if fault.raw_body is not None:  # a whole answer, verbatim
+        exchange.log_entry["outcome"] = "completed"
+        await send_bytes(
+            exchange.send, 200, fault.raw_body.encode(), [(b"content-type", b"application/json")]
+        )
+        return
     try:
         if not isinstance(body, dict):
             raise RequestError("The request body must be a JSON object.")

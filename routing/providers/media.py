@@ -107,9 +107,19 @@ def embeddings_answer(adapter: ProviderAdapter, bodies: list[bytes], call: Media
     payload = load_json(bodies[0])
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise adapter.malformed("an embeddings response without data")
+    asked = _input_count(call.body.get("input"))
+    if len(payload["data"]) != asked:
+        raise adapter.malformed(f"{len(payload['data'])} embeddings for {asked} inputs")
     usage = payload.get("usage")
     tokens = usage_from_openai(usage if isinstance(usage, dict) else None)
     return MediaAnswer(payload=payload, usage=tokens)
+
+
+def _input_count(value: Any) -> int:
+    """How many vectors `input` asks for: one for a text or a token array, else one per item."""
+    if isinstance(value, list) and value and not isinstance(value[0], int):
+        return len(value)
+    return 1
 
 
 def _texts(call: MediaCall, provider: str) -> list[str]:

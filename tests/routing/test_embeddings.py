@@ -253,7 +253,13 @@ def test_upstream_errors_keep_their_meaning_and_are_recorded(
     simulator.script(model="text-embedding-3-small", times=1, malformed=True)
     unreadable = acme_http.post("/embeddings", json={"model": SMALL, "input": "x"})
     assert unreadable.status_code == 502 and unreadable.json()["error"]["code"] == "upstream_error"
-    events = ledger_events([failed.headers["X-Request-Id"], unreadable.headers["X-Request-Id"]])
+    short = '{"object": "list", "data": [], "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}}'
+    missing = acme_http.post(
+        "/embeddings", json={"model": SMALL, "input": ["x", "y"], "mock": {"raw_body": short}}
+    )
+    assert missing.status_code == 502 and "0 embeddings for 2 inputs" in missing.json()["error"]["message"]
+    ids = [r.headers["X-Request-Id"] for r in (failed, unreadable, missing)]
+    events = ledger_events(ids)
     for event in events.values():
         assert (event.http_status, event.cost_usd, event.endpoint) == (502, Decimal(0), "embeddings")
 
