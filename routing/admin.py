@@ -31,7 +31,7 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "model_id", "provider", "configured", "input_price", "output_price", "cached_price", "context_window",
         "enabled",
     ]  # fmt: skip
-    list_filter = ["provider", "enabled"]
+    list_filter = ["provider", "kind", "enabled"]
     search_fields = ["model_id", "upstream_name"]  # also the key form's model search
     list_editable = ["enabled"]
     fieldsets = [
@@ -48,6 +48,7 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         ),
         ("Limits", {"fields": ["context_window", "max_output_tokens", "reasoning"]}),
+        ("Embeddings and images", {"fields": ["kind", "dimensions", "image_prices"]}),
     ]
 
     @admin.display(description="configured", boolean=True)

@@ -45,6 +45,10 @@ class CatalogEntry:
     reasoning: bool = False  # the model can think (OpenAI's reasoning_effort maps to a budget)
     # The most prompt tokens one content part of a kind costs (None: up to the context window).
     media_tokens: MediaTokens = NO_BOUND
+    kind: str = "chat"  # routing.models.ModelKind: the one endpoint this model serves
+    dimensions: int | None = None  # embedding models: the default vector length
+    # Image models: quality → size → USD per image (routing.media_pipeline.image_price reads it).
+    image_prices: dict[str, dict[str, Decimal]] = field(default_factory=dict, hash=False, compare=False)
 
     def part_max_tokens(self, kind: str) -> int:
         bound: int | None = getattr(self.media_tokens, kind)
@@ -123,6 +127,12 @@ def _entry(row: CatalogModel) -> CatalogEntry:
             video=row.video_part_max_tokens,
             file=row.file_part_max_tokens,
         ),
+        kind=row.kind,
+        dimensions=row.dimensions,
+        image_prices={
+            quality: {size: Decimal(price) for size, price in sizes.items()}
+            for quality, sizes in (row.image_prices or {}).items()
+        },
     )
 
 

@@ -19,7 +19,47 @@ class SeedModel(NamedTuple):
     max_output_tokens: int | None
     cache_write_per_mtok: str | None = None
     reasoning: bool = False
+    kind: str = "chat"
+    dimensions: int | None = None  # embedding models: the default vector length
+    image_prices: dict[str, dict[str, str]] | None = None  # image models: quality → size → USD per image
 
+
+def _embedding(model_id: str, input_per_mtok: str, context_window: int, dimensions: int) -> SeedModel:
+    return SeedModel(
+        model_id, input_per_mtok, "0", None, context_window, None, kind="embedding", dimensions=dimensions
+    )
+
+
+# Embeddings: input tokens only (no output price); `dimensions` is the default vector length.
+EMBEDDING_MODELS = (
+    _embedding("openai/text-embedding-3-small", "0.02", 8_191, 1536),
+    _embedding("openai/text-embedding-3-large", "0.13", 8_191, 3072),
+    _embedding("openai/text-embedding-ada-002", "0.10", 8_191, 1536),
+    _embedding("azure/text-embedding-3-small", "0.02", 8_191, 1536),
+    _embedding("gemini/gemini-embedding-001", "0.15", 2_048, 3072),
+    _embedding("gemini/text-embedding-004", "0.00", 2_048, 768),
+)
+_DALL_E_3 = {
+    "standard": {"1024x1024": "0.040", "1024x1792": "0.080", "1792x1024": "0.080"},
+    "hd": {"1024x1024": "0.080", "1024x1792": "0.120", "1792x1024": "0.120"},
+}
+# Images: USD per image by quality and size (OpenAI's list prices).
+IMAGE_MODELS = (
+    SeedModel("openai/dall-e-3", "0", "0", None, 4_000, None, kind="image", image_prices=_DALL_E_3),
+    SeedModel(
+        "openai/dall-e-2", "0", "0", None, 1_000, None, kind="image",
+        image_prices={"standard": {"1024x1024": "0.020", "512x512": "0.018", "256x256": "0.016"}},
+    ),
+    SeedModel(
+        "openai/gpt-image-1", "0", "0", None, 32_000, None, kind="image",
+        image_prices={
+            "medium": {"1024x1024": "0.042", "1024x1536": "0.063", "1536x1024": "0.063"},
+            "low": {"1024x1024": "0.011", "1024x1536": "0.016", "1536x1024": "0.016"},
+            "high": {"1024x1024": "0.167", "1024x1536": "0.250", "1536x1024": "0.250"},
+        },
+    ),
+    SeedModel("azure/dall-e-3", "0", "0", None, 4_000, None, kind="image", image_prices=_DALL_E_3),
+)  # fmt: skip
 
 SEED_MODELS: tuple[SeedModel, ...] = (
     SeedModel("openai/gpt-4o", "2.50", "10.00", "1.25", 128_000, 16_384),
@@ -51,6 +91,8 @@ SEED_MODELS: tuple[SeedModel, ...] = (
     SeedModel("openrouter/deepseek/deepseek-chat-v3.1", "0.27", "1.10", None, 163_840, None),
     SeedModel("openrouter/mistralai/mistral-large", "2.00", "6.00", None, 131_072, None),
     SeedModel("openrouter/qwen/qwen-2.5-72b-instruct", "0.12", "0.39", None, 32_768, None),
+    *EMBEDDING_MODELS,
+    *IMAGE_MODELS,
 )
 
 
@@ -69,4 +111,7 @@ def seed_defaults(seed: SeedModel) -> dict[str, object]:
         "context_window": seed.context_window,
         "max_output_tokens": seed.max_output_tokens,
         "reasoning": seed.reasoning,
+        "kind": seed.kind,
+        "dimensions": seed.dimensions,
+        "image_prices": seed.image_prices or {},
     }

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -11,6 +15,32 @@ class Provider(models.TextChoices):
     ANTHROPIC = "anthropic", "Anthropic"
     GEMINI = "gemini", "Google Gemini"
     AZURE = "azure", "Azure OpenAI"
+
+
+class ModelKind(models.TextChoices):
+    """Which endpoint a catalog model serves: each answers only its own (a 400 otherwise)."""
+
+    CHAT = "chat", "Chat completions"
+    EMBEDDING = "embedding", "Embeddings"
+    IMAGE = "image", "Image generation"
+
+
+def image_prices_validate(value: Any) -> None:
+    """`{quality: {size: "USD per image"}}`, every price a non-negative decimal string."""
+    if not isinstance(value, dict):
+        raise ValidationError("Image prices are an object of qualities.")
+    for quality, sizes in value.items():
+        if not isinstance(sizes, dict) or not sizes:
+            raise ValidationError(f"Quality {quality!r} needs an object of sizes to prices.")
+        for size, price in sizes.items():
+            try:
+                ok = isinstance(price, str) and Decimal(price) >= 0
+            except InvalidOperation:
+                ok = False
+            if not ok:
+                raise ValidationError(
+                    f'The price of {quality!r} {size!r} must be a decimal string, e.g. "0.04".'
+                )
 
 
 class CatalogModel(models.Model):
@@ -49,6 +79,19 @@ class CatalogModel(models.Model):
     )
     file_part_max_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most tokens one file part costs; empty = the context window."
+    )
+    kind = models.CharField(
+        max_length=12, choices=ModelKind.choices, default=ModelKind.CHAT, db_default=ModelKind.CHAT
+    )
+    dimensions = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Embedding models: the vector length the model returns by default."
+    )
+    image_prices = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[image_prices_validate],
+        help_text="Image models: USD per image by quality and size, e.g. "
+        '{"standard": {"1024x1024": "0.04"}}; unasked, 1024x1024 and standard, else the dearest listed.',
     )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,6 +13,8 @@ from meshplatform.chat_schema import ChatMessage
 from responses_api.openapi import MODELS as RESPONSES_MODELS
 from responses_api.openapi import responses_paths
 from routing.compare.openapi import compare_paths, compare_schemas
+from routing.media_openapi import MODELS as MEDIA_MODELS
+from routing.media_openapi import media_paths
 from routing.schema import ChatCompletionRequest
 
 REF = "#/components/schemas/{model}"
@@ -153,6 +155,10 @@ class ModelInfo(BaseModel):
     context_window: int
     pricing: ModelPricing
     alias_for: str | None = Field(default=None, description="The catalog id this tenant alias names.")
+    kind: Literal["chat", "embedding", "image"] = Field(
+        default="chat", description="The endpoint the model serves: chat completions, embeddings or images."
+    )
+    dimensions: int | None = Field(default=None, description="Embedding models: the default vector length.")
 
 
 class ModelList(BaseModel):
@@ -190,6 +196,7 @@ def _schemas() -> dict[str, Any]:
         ModelList,
         *JOBS_MODELS,
         *RESPONSES_MODELS,
+        *MEDIA_MODELS,
     )
     for model in models:
         schema = model.model_json_schema(ref_template=REF, mode="serialization")
@@ -335,6 +342,7 @@ def add_proxy_endpoints(result: dict[str, Any], generator: Any, request: Any, pu
     result["paths"] = {
         **_proxy_paths(),
         **compare_paths(_errors()),
+        **media_paths(_errors()),
         **jobs_paths(_errors()),
         **responses_paths(_errors()),
         **generated,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from keys.types import ResolvedKey
-from meshplatform.errors import Forbidden, ModelNotFound, ProviderNotAvailable
+from meshplatform.errors import Forbidden, GatewayError, ModelNotFound, ProviderNotAvailable
 from routing.catalog import Catalog, CatalogEntry
 from routing.providers.base import ProviderAdapter
 from routing.providers.registry import provider_get, provider_is_configured
@@ -26,6 +26,34 @@ class Candidate:
     @property
     def served_by(self) -> ServedBy:
         return ServedBy(model=self.entry.model_id, provider=self.adapter.name, tariff=self.entry)
+
+
+# What each kind of catalog model serves, for the error naming the endpoint to use instead.
+ENDPOINT_OF_KIND = {
+    "chat": "/v1/chat/completions",
+    "embedding": "/v1/embeddings",
+    "image": "/v1/images/generations",
+}
+
+
+class WrongModelKind(GatewayError):
+    """The model exists but serves another endpoint (an embedding model asked to chat…)."""
+
+    code = "model_not_supported"
+    http_status = 400
+
+
+def model_kind_check(entry: CatalogEntry, *, name: str, kind: str, param: str = "model") -> None:
+    if entry.kind != kind:
+        where = ENDPOINT_OF_KIND.get(entry.kind, entry.kind)
+        raise WrongModelKind(
+            f"The model {name!r} is not {_article(entry.kind)} {kind} model: it is served by {where}.",
+            param=param,
+        )
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[:1] in "aeiou" else "a"
 
 
 def model_requested(*, request_model: str | None, template_model: str | None, key: ResolvedKey) -> str:
@@ -62,10 +90,11 @@ def model_allowed(key: ResolvedKey, name: str, entry: CatalogEntry) -> bool:
 
 
 def candidates_resolve(
-    *, catalog: Catalog, model_id: str, fallbacks: list[str] | None, key: ResolvedKey
+    *, catalog: Catalog, model_id: str, fallbacks: list[str] | None, key: ResolvedKey, kind: str = "chat"
 ) -> list[Candidate]:
-    """The ordered models to try; 404 for unknown ids, 403 outside the key's allow-list,
-    503 when no listed model's provider is configured."""
+    """The ordered models to try; 404 for unknown ids, 400 for a model of another `kind` than the
+    endpoint serves, 403 outside the key's allow-list, 503 when no listed model's provider is
+    configured."""
     ids = list(dict.fromkeys([model_id, *(fallbacks or [])]))
     candidates: list[Candidate] = []
     unconfigured: list[str] = []
@@ -73,6 +102,8 @@ def candidates_resolve(
     for position, candidate_id in enumerate(ids):
         param = "model" if position == 0 else f"models.{position - 1}"
         entry = model_resolve(catalog=catalog, name=candidate_id, tenant_id=key.tenant_id, param=param)
+        if entry.kind != kind:
+            model_kind_check(entry, name=candidate_id, kind=kind, param=param)
         if not model_allowed(key, candidate_id, entry):
             raise Forbidden(f"This API key may not use the model {candidate_id!r}.", param=param)
         if entry.model_id in seen:  # two names of one model: try it once

@@ -27,7 +27,7 @@ from routing.http_client import (
     UpstreamTransportError,
     upstream_send,
 )
-from routing.providers.base import Completion, UpstreamCall
+from routing.providers.base import Completion, UpstreamCall, UpstreamRequest
 from routing.resolve import Candidate
 from usage.ledger import Attempt
 
@@ -222,3 +222,31 @@ def _attempt(candidate: Candidate, started: float, error: GatewayError | None) -
         error_code=None if error is None else error.code,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+async def upstream_post(candidate: Candidate, request: UpstreamRequest, timeout: float) -> bytes:
+    """One non-streamed call (embeddings, images): the 2xx body, or the typed error for the
+    fallback loop (a timeout, an unreachable upstream, the upstream's own error answer)."""
+    try:
+        async with asyncio.timeout(timeout):
+            response = await upstream_send(
+                url=request.url, headers=request.headers, body=request.body, timeout=timeout
+            )
+            content = await response.aread()
+    except TimeoutError as failure:
+        raise timeout_error(candidate, timeout, failure) from None
+    except UpstreamTransportError as error:
+        raise _transport_error(candidate, error) from None
+    if response.status_code >= 300:
+        raise candidate.adapter.map_error(response.status_code, content, response.headers)
+    return content
+
+
+async def call_with_fallback(
+    candidates: list[Candidate],
+    attempts: list[Attempt],
+    timeout: float,
+    try_once: Callable[[Candidate, float], Awaitable[T]],
+) -> T:
+    """`try_once` with the same retries and fallback as completions (each try an `Attempt`)."""
+    return await _with_fallback(candidates, attempts, timeout, try_once)

@@ -41,6 +41,8 @@ class ModelObject(TypedDict):
     context_window: int
     pricing: Pricing
     alias_for: str | None  # set on a tenant alias
+    kind: str  # chat, embedding or image: the endpoint the model serves
+    dimensions: int | None  # embedding models: the default vector length
 
 
 def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
@@ -163,6 +165,8 @@ def model_object(entry: CatalogEntry, *, alias: str | None = None) -> ModelObjec
             "cached_input_per_mtok_usd": str(entry.cached_input_per_mtok_usd),
         },
         "alias_for": entry.model_id if alias is not None else None,
+        "kind": entry.kind,
+        "dimensions": entry.dimensions,
     }
     return model
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from simulator import anthropic_api, azure_api, gemini_api, openai_api, responses_api
+from simulator import anthropic_api, azure_api, gemini_api, media_api, openai_api, responses_api
 from simulator.asgi import (
     ASGIApp,
     Exchange,
@@ -113,6 +113,10 @@ class Simulator:
         if method == "GET" and exchange.path == "/v1/models":
             await openai_api.list_models(exchange)
             return
+        route = media_api.route_of(exchange.path)
+        if route is not None and method == "POST":
+            await self.media(route, exchange, body)
+            return
         if method != "POST" or not _is_completion_path(exchange.path):
             await api.send_error(exchange, 404, f"Unknown request URL: {method} {exchange.path}.")
             return
@@ -128,6 +132,20 @@ class Simulator:
             return
         await api.handle(exchange, body, fault)
 
+    async def media(self, route: media_api.Route, exchange: Exchange, body: Any) -> None:
+        """Embeddings and images (simulator.media_api), authenticated and faulted like completions."""
+        problem = media_api.auth_problem(route, exchange)
+        if problem is not None:
+            await media_api.send_error(route, exchange, *problem)
+            return
+        mock = body.get("mock") if isinstance(body, dict) else None
+        try:
+            fault = resolve_fault(self.book, media_api.model_of(route, body), mock)
+        except FaultError as error:
+            await media_api.send_error(route, exchange, 400, f"Simulator: {error}")
+            return
+        await media_api.handle(route, exchange, body, fault)
+
     def _record(self, exchange: Exchange, method: str, body: Any) -> None:
         exchange.log_entry = {
             "method": method,
@@ -141,7 +159,9 @@ class Simulator:
 
     async def control(self, exchange: Exchange, method: str) -> None:
         route = (method, exchange.path)
-        if route == ("GET", "/_sim/health"):
+        if method == "GET" and exchange.path.startswith(media_api.IMAGE_PATH):
+            await media_api.serve_image(exchange)
+        elif route == ("GET", "/_sim/health"):
             await send_json(exchange.send, 200, {"ok": True})
         elif route == ("GET", "/_sim/requests"):
             await send_json(exchange.send, 200, list(self.log))

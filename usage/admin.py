@@ -52,6 +52,21 @@ class OutcomeFilter(admin.SimpleListFilter):
         return queryset.filter(outcome) if outcome is not None else queryset
 
 
+class EndpointFilter(admin.SimpleListFilter):
+    """The API a request called; fixed lookups (a distinct scan of the ledger would be its size)."""
+
+    title = "endpoint"
+    parameter_name = "endpoint"
+    ENDPOINTS = ("chat.completions", "embeddings", "images.generations")
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in self.ENDPOINTS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(endpoint=value) if value in self.ENDPOINTS else queryset
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -66,11 +81,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(UsageEvent)
 class UsageEventAdmin(TenantScopedAdminMixin, ReadOnlyAdmin):
     list_display = [
-        "created_at", "request_id", "tenant", "key_prefix", "session_id", "model_served", "http_status",
-        "prompt_tokens", "completion_tokens", "cost_usd", "streamed", "cancelled",
+        "created_at", "request_id", "tenant", "key_prefix", "session_id", "endpoint", "model_served",
+        "http_status", "prompt_tokens", "completion_tokens", "images", "cost_usd", "streamed", "cancelled",
     ]  # fmt: skip
     list_filter = [
-        TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), "streamed", "sanitized",
+        TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), EndpointFilter, "streamed",
+        "sanitized",
     ]  # fmt: skip
     # Exact matches only: each hits an index (request_id unique, session_id and comparison_id
     # indexed) at any ledger size.

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from usage.models import UsageEvent
-from usage.types import TokenUsage, UsageEventData
+from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
 FORMAT_VERSION = 1
 
@@ -47,6 +47,8 @@ def event_encode(event: UsageEventData) -> bytes:
     }
     if event.comparison_id is not None:  # only a compare's runs carry it: a chat event encodes as before
         payload["comparison_id"] = event.comparison_id
+    if event.endpoint != DEFAULT_ENDPOINT or event.images:  # only other endpoints' events carry these
+        payload["endpoint"], payload["images"] = event.endpoint, event.images
     return orjson.dumps(payload)
 
 
@@ -79,6 +81,8 @@ def event_decode(raw: bytes) -> UsageEventData:
             cancelled=bool(data["cancelled"]),
             provisional=bool(data.get("provisional", False)),
             comparison_id=data.get("comparison_id"),
+            endpoint=str(data.get("endpoint") or DEFAULT_ENDPOINT),
+            images=int(data.get("images") or 0),
         )
     except UndecodableEvent:
         raise
@@ -166,5 +170,7 @@ def event_row(event: UsageEventData) -> UsageEvent:
         provisional=event.provisional,
         sanitized=sanitized,
         comparison_id=_text(event.comparison_id, 40),
+        endpoint=event.endpoint[:32],
+        images=_count(event.images),
         created_at=datetime.fromtimestamp(event.started_at, UTC),
     )

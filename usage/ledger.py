@@ -32,7 +32,7 @@ from keys.spend import SpendHold, spend_add, spend_progress
 from keys.types import ResolvedKey
 from meshplatform.errors import GatewayError
 from usage.recording import usage_open, usage_record
-from usage.types import TokenUsage, UsageEventData
+from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
 logger = logging.getLogger(__name__)
 NO_TOKENS = TokenUsage()
@@ -87,7 +87,9 @@ class LedgerEntry:
         "_ttft_ms",
         "attempts",
         "comparison_id",
+        "endpoint",
         "hold",
+        "images",
         "key",
         "model_requested",
         "request_id",
@@ -105,8 +107,11 @@ class LedgerEntry:
         session_id: str | None = None,
         started_at: float | None = None,
         comparison_id: str | None = None,
+        endpoint: str = DEFAULT_ENDPOINT,
     ) -> None:
         self.key = key
+        self.endpoint = endpoint  # the API called (usage.types.UsageEventData.endpoint)
+        self.images = 0  # images an image request produced (noted by `served`)
         self.request_id = request_id
         self.session_id = session_id
         self.comparison_id = comparison_id  # one model's run of a POST /v1/compare
@@ -144,10 +149,15 @@ class LedgerEntry:
 
     # What it cost: exactly one of these decides.
 
-    async def served(self, by: ServedBy, tokens: TokenUsage) -> None:
-        """A whole answer: bill its real cost and make the entry durable (before it is returned)."""
-        self._served_by = by
-        await self._final_record(self._event(tokens=tokens, cost=by.tariff.cost(tokens)))
+    async def served(
+        self, by: ServedBy, tokens: TokenUsage, *, estimated: bool = False, images: int = 0
+    ) -> None:
+        """A whole answer: bill its real cost and make the entry durable (before it is returned).
+        `estimated`: the upstream reported no token count (Mesh estimated it); `images`: how many
+        an image request produced (its tariff prices them)."""
+        self._served_by, self.images = by, images
+        cost = by.tariff.cost(tokens)
+        await self._final_record(self._event(tokens=tokens, cost=cost, estimated=estimated))
 
     async def in_flight(self, by: ServedBy, *, prompt_tokens: int, finalise_after: float) -> None:
         """Before the upstream call: note what to bill should this process die before the final
@@ -285,6 +295,8 @@ class LedgerEntry:
             cancelled=cancelled,
             provisional=provisional,
             comparison_id=self.comparison_id,
+            endpoint=self.endpoint,
+            images=self.images,
         )
 
     def _elapsed_ms(self) -> int:

@@ -55,6 +55,15 @@ class UsageEvent(models.Model):
         db_index=True,
         help_text="The comparison (POST /v1/compare) this request was one model's run of.",
     )
+    endpoint = models.CharField(
+        max_length=32,
+        default="chat.completions",
+        db_default="chat.completions",
+        help_text="The API called: chat.completions, embeddings, images.generations…",
+    )
+    images = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Images generated (image requests)."
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

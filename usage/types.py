@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+DEFAULT_ENDPOINT = "chat.completions"
+
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
@@ -55,6 +57,9 @@ class UsageEventData:
     provisional: bool = False
     # The comparison (POST /v1/compare) this request was one model's run of; None otherwise.
     comparison_id: str | None = None
+    # Which API was called ("embeddings", "images.generations"…); encoded only when not the default.
+    endpoint: str = DEFAULT_ENDPOINT
+    images: int = 0  # images generated (image requests), encoded only when not zero
 
 
 GroupBy = Literal["day", "session_id", "key", "model", "tenant"]

@@ -367,6 +367,9 @@ MESH_MAX_STOP_SEQUENCES = env.int("MESH_MAX_STOP_SEQUENCES", default=4)
 MESH_MAX_FALLBACK_MODELS = env.int("MESH_MAX_FALLBACK_MODELS", default=16)
 MESH_MAX_TEMPLATE_VARIABLES = env.int("MESH_MAX_TEMPLATE_VARIABLES", default=256)
 MESH_MAX_ERROR_DETAILS = env.int("MESH_MAX_ERROR_DETAILS", default=20)
+# POST /v1/embeddings: inputs per request (OpenAI's bound) and tokens per token array.
+MESH_MAX_EMBEDDING_INPUTS = env.int("MESH_MAX_EMBEDDING_INPUTS", default=2048)
+MESH_MAX_EMBEDDING_TOKENS = env.int("MESH_MAX_EMBEDDING_TOKENS", default=8192)
 if not 1 <= MESH_MAX_JSON_DEPTH <= 200:  # orjson writes at most 254 levels, envelopes add a few
     raise ImproperlyConfigured(f"MESH_MAX_JSON_DEPTH must be within 1..200, not {MESH_MAX_JSON_DEPTH}")
 MESH_CATALOG_CHECK_INTERVAL_S = env.float("MESH_CATALOG_CHECK_INTERVAL_S", default=1.0)

@@ -65,6 +65,24 @@ HOSTILE: list[tuple[str, str, str | None]] = [
     ("GET", "/usage?from=9999-12-31", None),
     ("GET", "/usage?session_id=a%00b", None),
     ("GET", "/usage?model=%00", None),
+    ("POST", "/embeddings", '{"model":"openai/text-embedding-3-small","input":' + DEEP_OBJECT + "}"),
+    (
+        "POST",
+        "/embeddings",
+        '{"model":"openai/text-embedding-3-small","input":' + "[" * 10_000 + "]" * 10_000 + "}",
+    ),
+    (
+        "POST",
+        "/embeddings",
+        '{"model":"openai/text-embedding-3-small","input":[' + ",".join(['"x"'] * 5000) + "]}",
+    ),
+    ("POST", "/embeddings", '{"model":"openai/text-embedding-3-small","input":"a\\u0000b"}'),
+    ("POST", "/embeddings", '{"model":"openai/text-embedding-3-small","input":[1e400]}'),
+    ("POST", "/embeddings", '{"model":"openai/text-embedding-3-small","input":[99999999999999999999999]}'),
+    ("POST", "/images/generations", '{"model":"openai/dall-e-2","prompt":"p","n":99999999999999999999999}'),
+    ("POST", "/images/generations", '{"model":"openai/dall-e-2","prompt":"p","size":"1x1"}'),
+    ("POST", "/images/generations", '{"model":"openai/dall-e-2","prompt":"p\\u0000"}'),
+    ("POST", "/images/generations", '{"model":"openai/dall-e-2","prompt":' + DEEP_OBJECT + "}"),
 ]
 
 

@@ -86,3 +86,25 @@ def test_the_models_list_emits_exactly_what_its_schema_declares(
         assert set(model) == declared
         assert set(model["pricing"]) == set(pricing)
         assert all(isinstance(price, str) for price in model["pricing"].values())
+
+
+def test_embeddings_and_images_are_documented_with_their_schemas(api_url: str) -> None:
+    document = httpx.get(f"{api_url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, request, response in (
+        ("/v1/embeddings", "EmbeddingsRequest", "EmbeddingsResponse"),
+        ("/v1/images/generations", "ImagesRequest", "ImagesResponse"),
+    ):
+        operation = document["paths"][path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{request}"}
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            response
+        )
+        assert {"401", "402", "422", "429", "502"} <= set(operation["responses"])
+    assert {"model", "input", "encoding_format", "dimensions", "session_id"} <= set(
+        schemas["EmbeddingsRequest"]["properties"]
+    )
+    images = schemas["ImagesRequest"]["properties"]
+    assert {"prompt", "n", "size", "quality", "response_format", "session_id"} <= set(images)
+    assert (images["n"]["minimum"], images["n"]["maximum"]) == (1, 10)

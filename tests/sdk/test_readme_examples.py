@@ -32,7 +32,8 @@ def test_the_readme_has_an_example_per_area() -> None:
         "templates.create(", "templates.update(", "templates.versions(", "templates.render(",
         "templates.restore(", "templates.delete(", "usage.query(", "jobs.create(", "jobs.wait(",
         "responses.create(", "responses.stream(", "compare.create(", "compare.stream(",
-        "files.create(", "batches.create(", "except ValidationError",
+        "files.create(", "batches.create(", "except ValidationError", "embeddings.create(",
+        "images.generate(",
     ):  # fmt: skip
         assert call in code, f"the SDK README has no example calling {call}"
 

@@ -70,8 +70,10 @@ from meshapi.types.compare import (
     CompareUsage,
     Comparison,
 )
+from meshapi.types.embeddings import Embedding, EmbeddingList, EmbeddingParams, EmbeddingUsage
 from meshapi.types.errors import ErrorBody, ErrorEnvelope, ProviderError, ValidationErrorDetail
 from meshapi.types.files import FileDeleted, FileObject
+from meshapi.types.images import GeneratedImage, ImageGenerationParams, ImagesResponse
 from meshapi.types.jobs import Job, JobError, JobWebhook
 from meshapi.types.models import Model, ModelPricing
 from meshapi.types.responses import (
@@ -122,14 +124,21 @@ __all__ = [
     "ConflictError",
     "ContentPart",
     "DeltaToolCall",
+    "Embedding",
+    "EmbeddingList",
+    "EmbeddingParams",
+    "EmbeddingUsage",
     "ErrorBody",
     "ErrorEnvelope",
     "FileDeleted",
     "FileObject",
     "GatewayTimeoutError",
+    "GeneratedImage",
     "ImageContentPart",
+    "ImageGenerationParams",
     "ImageOptions",
     "ImageUrl",
+    "ImagesResponse",
     "InputAudio",
     "InternalServerError",
     "Job",

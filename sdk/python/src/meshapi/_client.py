@@ -13,6 +13,7 @@ from meshapi._retry import DEFAULT_MAX_RETRIES
 from meshapi._transport import AsyncTransport, SyncTransport
 from meshapi.resources.chat import AsyncChat, Chat
 from meshapi.resources.compare import AsyncCompare, Compare
+from meshapi.resources.embeddings import AsyncEmbeddings, AsyncImages, Embeddings, Images
 from meshapi.resources.files import AsyncBatches, AsyncFiles, Batches, Files
 from meshapi.resources.jobs import AsyncJobs, Jobs
 from meshapi.resources.models import AsyncModels, Models
@@ -50,6 +51,8 @@ class MeshAPI:
         self.files = Files(self._transport)
         self.batches = Batches(self._transport)
         self.responses = Responses(self._transport)
+        self.embeddings = Embeddings(self._transport)
+        self.images = Images(self._transport)
 
     @property
     def base_url(self) -> str:
@@ -98,6 +101,8 @@ class AsyncMeshAPI:
         self.files = AsyncFiles(self._transport)
         self.batches = AsyncBatches(self._transport)
         self.responses = AsyncResponses(self._transport)
+        self.embeddings = AsyncEmbeddings(self._transport)
+        self.images = AsyncImages(self._transport)
 
     @property
     def base_url(self) -> str:

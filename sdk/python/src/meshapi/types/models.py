@@ -22,3 +22,7 @@ class Model(Response):
     pricing: ModelPricing | None = None
     alias_for: str | None = None
     """Set when `id` is one of your tenant's aliases: the catalog id it stands for."""
+    kind: str = "chat"
+    """The endpoint it serves: `chat`, `embedding` (`client.embeddings`) or `image` (`client.images`)."""
+    dimensions: int | None = None
+    """Embedding models: the length of the vectors they return by default."""
