@@ -167,4 +167,6 @@ def test_a_revoked_key_is_refused_at_once_on_a_cluster(
     assert refused[0].json()["error"]["code"] == "forbidden"
     unknown = httpx.post(url, json=chat_body(), headers={"Authorization": "Bearer rsk_nope"}, timeout=30)
     assert unknown.status_code == 401
+    ready = httpx.get(f"{cluster_gateway.base_url}/readyz", timeout=30)
+    assert ready.status_code == 200, ready.text  # its Redis probes (a cluster pipeline) answer too
     assert_served_by_the_cluster(cluster_gateway)

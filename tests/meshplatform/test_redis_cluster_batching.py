@@ -7,10 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis
 from django.test import override_settings
 from redis.crc import key_slot
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from meshplatform.redis import get_redis, get_sync_redis
 from meshplatform.redis_cluster_batch import (
     EVERY_PRIMARY,
     ClusterCommandBatcher,
@@ -180,3 +182,21 @@ def test_a_node_that_does_not_answer_fails_only_its_own_callers(redis_cluster: R
         else:
             assert by_node[port] == [b"1", b"1"]
     assert by_node[0] == [b"1", b"1"]
+
+
+def test_the_pooled_clients_are_cluster_clients_that_run_scripts_on_every_node(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """What does not ride the batches (admin, Celery tasks, jobs) goes through redis-py's RedisCluster."""
+    keys = [node_keys[0] for node_keys in keys_by_node(redis_cluster, per_node=1).values()]
+    script = RedisScript(f"return redis.call('INCRBY', KEYS[1], ARGV[1]) -- pooled {id(keys)}")
+
+    async def scenario() -> list[Any]:
+        return [await script.run(get_redis(), [key], [2]) for key in keys]
+
+    with override_settings(REDIS_URL=redis_cluster.url, REDIS_CLUSTER=True):
+        assert isinstance(get_sync_redis(), redis.RedisCluster)
+        assert asyncio.run(scenario()) == [2, 2, 2]
+        assert [script.run_sync(get_sync_redis(), [key], [3]) for key in keys] == [5, 5, 5]
+    for port, key in zip(redis_cluster.ports, keys, strict=True):
+        assert int(redis_cluster.node(port).get(key) or 0) == 5
