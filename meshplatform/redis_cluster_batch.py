@@ -256,8 +256,8 @@ class ClusterCommandBatcher:
             link.flush()
 
     def _route(self, entry: Entry, slots: list[Address]) -> None:
-        if entry.future.done():  # cancelled before it was sent: nothing ran, nothing to send
-            return
+        # A command whose caller was cancelled still runs, as on one server (billing is not undone
+        # by a client hanging up); only its reply goes nowhere.
         if entry.route == EVERY_PRIMARY:
             children: list[asyncio.Future[Any]] = []
             for address in sorted(set(slots)):
@@ -274,8 +274,6 @@ class ClusterCommandBatcher:
         """A reply to its caller, or the command on to where a MOVED or ASK reply sends it."""
         if not isinstance(reply, AskError) or entry.route < 0 or entry.redirects >= MAX_REDIRECTS:
             _settle(entry, reply)
-            return
-        if entry.future.done():
             return
         entry.redirects += 1
         target = (reply.host or link.address[0], int(reply.port))

@@ -112,27 +112,34 @@ def test_script_load_reaches_every_primary_and_scripts_run_on_each(
 def test_moved_after_a_reshard_runs_the_refused_script_once_on_the_new_owner(
     redis_cluster: RedisClusterServers,
 ) -> None:
-    keys = keys_by_node(redis_cluster, per_node=1)
+    keys = keys_by_node(redis_cluster, per_node=2)
     old_owner, new_owner = redis_cluster.ports[0], redis_cluster.ports[1]
-    key = keys[old_owner][0]
+    key, neighbour = keys[old_owner]  # the neighbour's slot stays where it is
     slot = key_slot(key.encode())
 
-    async def scenario() -> tuple[int, int, int, int]:
+    async def scenario() -> tuple[list[Any], int, int]:
         batcher = ClusterCommandBatcher(url=redis_cluster.url)
         assert await count(batcher, key, 10) == 10
         await asyncio.to_thread(redis_cluster.slot_move, slot, new_owner)  # the batcher's map is now stale
-        moved = await count(batcher, key, 1)  # MOVED by the old owner, run by the new
+        # One batch to the old owner: it refuses the moved key's script (MOVED) and runs the other.
+        moved = list(
+            await asyncio.gather(
+                batcher.submit(("EVALSHA", COUNT.sha, 1, key, 1)),
+                batcher.submit(("EVALSHA", COUNT.sha, 1, neighbour, 1)),
+            )
+        )
         old_batches = batcher.links[("127.0.0.1", old_owner)].batches_sent
         after = await batcher.submit(("EVALSHA", COUNT.sha, 1, key, 1))  # straight to the new owner
         assert batcher.slots is not None
         learned = batcher.slots[slot][1]
-        return moved, after, learned, batcher.links[("127.0.0.1", old_owner)].batches_sent - old_batches
+        return [*moved, after], learned, batcher.links[("127.0.0.1", old_owner)].batches_sent - old_batches
 
-    moved, after, learned, old_owner_batches = asyncio.run(scenario())
-    assert (moved, after) == (11, 12)  # the script counted once per call, never twice
+    replies, learned, old_owner_batches = asyncio.run(scenario())
+    assert replies == [11, 1, 12]  # each script counted once per call, never twice
     assert learned == new_owner
     assert old_owner_batches == 0
     assert int(redis_cluster.node(new_owner).get(key) or 0) == 12
+    assert int(redis_cluster.node(old_owner).get(neighbour) or 0) == 1
 
 
 def test_ask_during_a_migration_sends_the_command_to_the_importing_node(
