@@ -170,3 +170,35 @@ def test_a_revoked_key_is_refused_at_once_on_a_cluster(
     ready = httpx.get(f"{cluster_gateway.base_url}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text  # its Redis probes (a cluster pipeline) answer too
     assert_served_by_the_cluster(cluster_gateway)
+
+
+def test_templates_are_cached_and_invalidated_on_a_cluster_per_tenant(
+    cluster_gateway: GatewayServer,
+    on_cluster: redis.RedisCluster,
+    simulator: SimulatorServer,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+) -> None:
+    acme = api_key_create(tenant=tenant_acme, name="templates")
+    globex = api_key_create(tenant=tenant_globex, name="globex templates")
+    api = f"{cluster_gateway.base_url}/v1"
+
+    def system_prompt_served(key: CreatedKey) -> tuple[int, str]:
+        body = chat_body(template="greeting", variables={"name": "Ada"})
+        response = httpx.post(f"{api}/chat/completions", json=body, headers=headers(key), timeout=30)
+        if response.status_code != 200:
+            return response.status_code, ""
+        return 200, str(simulator.requests()[-1]["body"]["messages"][0]["content"])
+
+    template = {"name": "greeting", "messages": [{"role": "system", "content": "Greet {{name}}."}]}
+    created = httpx.post(f"{api}/templates", json=template, headers=headers(acme), timeout=30)
+    assert created.status_code == 201, created.text
+    assert [system_prompt_served(acme) for _ in range(3)] == [
+        (200, "Greet Ada.")
+    ] * 3  # cached after the first
+    assert system_prompt_served(globex)[0] == 404  # acme's template is not globex's
+    changed = {"messages": [{"role": "system", "content": "Welcome {{ name }}!"}]}
+    patched = httpx.patch(f"{api}/templates/greeting", json=changed, headers=headers(acme), timeout=30)
+    assert patched.status_code == 200, patched.text
+    assert [system_prompt_served(acme) for _ in range(3)] == [(200, "Welcome Ada!")] * 3
+    assert_served_by_the_cluster(cluster_gateway)
