@@ -1,5 +1,5 @@
-"""The shared Redis clients (one async pool per event loop; real Redis or embedded fakeredis) and
-the one policy for Redis being unavailable.
+"""The shared Redis clients (one async pool per event loop; real Redis, a Redis Cluster or embedded
+fakeredis) and the one policy for Redis being unavailable.
 
 Every module that can serve without Redis catches `REDIS_UNAVAILABLE` (Redis could not be
 reached or did not answer in time), logs through its `OutageLog` and falls back. Anything else
@@ -17,6 +17,8 @@ from typing import Any
 import redis as sync_redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from redis import exceptions as redis_errors
 
 from meshplatform.loops import LoopLocal
@@ -35,7 +37,13 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
 )
 
-_sync_client: sync_redis.Redis | None = None
+# In cluster mode (REDIS_CLUSTER) the clients are redis-py's RedisCluster, which routes each
+# command to the node owning its key's slot; every key one command or script touches shares a
+# hash tag, so none spans two slots.
+AsyncRedis = aioredis.Redis | aioredis.RedisCluster
+SyncRedis = sync_redis.Redis | sync_redis.RedisCluster
+
+_sync_client: SyncRedis | None = None
 _embedded_server: Any = None
 
 
@@ -49,7 +57,14 @@ def _embedded() -> Any:
     return _embedded_server
 
 
-def _new_client() -> aioredis.Redis:
+def _new_client() -> AsyncRedis:
+    if settings.REDIS_CLUSTER:
+        return aioredis.RedisCluster.from_url(
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,  # per node
+            socket_connect_timeout=1.0,
+            socket_timeout=settings.REDIS_COMMAND_TIMEOUT_S,
+        )
     if not settings.REDIS_URL:
         import fakeredis  # requirements-embedded.txt (untyped where it is not installed)
 
@@ -71,16 +86,20 @@ def _new_client() -> aioredis.Redis:
 _clients = LoopLocal(_new_client)
 
 
-def get_redis() -> aioredis.Redis:
+def get_redis() -> AsyncRedis:
     """The client for the running event loop (pools cannot cross loops)."""
     return _clients.get()
 
 
-def get_sync_redis() -> sync_redis.Redis:
+def get_sync_redis() -> SyncRedis:
     """For sync code (admin, services, Celery tasks)."""
     global _sync_client
     if _sync_client is None:
-        if settings.REDIS_URL:
+        if settings.REDIS_CLUSTER:
+            _sync_client = sync_redis.RedisCluster.from_url(
+                settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=2.0
+            )
+        elif settings.REDIS_URL:
             _sync_client = sync_redis.Redis.from_url(
                 settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=2.0
             )
@@ -89,6 +108,15 @@ def get_sync_redis() -> sync_redis.Redis:
 
             _sync_client = fakeredis.FakeRedis(server=_embedded())
     return _sync_client
+
+
+@receiver(setting_changed)
+def _redis_setting_changed(*, setting: str, **_: Any) -> None:
+    """A test pointing the process at another Redis (override_settings) gets clients for it."""
+    global _sync_client, _clients
+    if setting in ("REDIS_URL", "REDIS_CLUSTER"):
+        _sync_client = None
+        _clients = LoopLocal(_new_client)
 
 
 class OutageLog:

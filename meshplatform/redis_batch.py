@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 from django.conf import settings
 from redis._parsers.base import BaseParser
+from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, RedisError
@@ -184,7 +185,9 @@ class CommandBatcher:
 
     async def _connect(self) -> PipeProtocol:
         """A connection as the pool would make it (same URL and options), AUTH and SELECT done."""
-        pool = get_redis().connection_pool
+        client = get_redis()
+        assert isinstance(client, Redis)  # a cluster's batches go through ClusterCommandBatcher
+        pool = client.connection_pool
         spec: Any = pool.connection_class(**pool.connection_kwargs)
         protocol = PipeProtocol(self._lost)
         if isinstance(spec, UnixDomainSocketConnection):
@@ -231,7 +234,22 @@ class CommandBatcher:
         task.add_done_callback(self.tasks.discard)
 
 
-_batchers = LoopLocal(CommandBatcher)
+class Batcher(Protocol):
+    """A loop's auto-pipelining: CommandBatcher, or on a Redis Cluster the per-node
+    `meshplatform.redis_cluster_batch.ClusterCommandBatcher`."""
+
+    def submit(self, command: Command) -> asyncio.Future[Any]: ...
+
+
+def _batcher_new() -> Batcher:
+    if settings.REDIS_CLUSTER:
+        from meshplatform.redis_cluster_batch import ClusterCommandBatcher
+
+        return ClusterCommandBatcher()
+    return CommandBatcher()
+
+
+_batchers: LoopLocal[Batcher] = LoopLocal(_batcher_new)
 
 
 async def redis_batched(*command: Any) -> Any:

@@ -7,10 +7,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import redis as sync_redis
-import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from meshplatform.redis import AsyncRedis, SyncRedis
 from meshplatform.redis_batch import redis_batched
 
 Arg = str | int | float | bytes
@@ -29,7 +28,7 @@ class RedisScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self.loaded = False
 
-    async def run(self, redis: aioredis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    async def run(self, redis: AsyncRedis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if not self.loaded:
             await redis.script_load(self.source)
             self.loaded = True
@@ -51,7 +50,7 @@ class RedisScript:
             await redis_batched("SCRIPT", "LOAD", self.source)
             return await redis_batched("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    def run_sync(self, redis: sync_redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    def run_sync(self, redis: SyncRedis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if not self.loaded:
             redis.script_load(self.source)
             self.loaded = True

@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis as sync_redis
 from django.conf import settings
 from redis.exceptions import ResponseError
 
-from meshplatform.redis import get_sync_redis
+from meshplatform.redis import SyncRedis, get_sync_redis
 from usage.codec import UndecodableEvent, event_decode, event_encode
 from usage.recording import DEAD_LETTERS, PAYLOAD_FIELD, SANITIZED_COUNT, STREAM
 from usage.store import usage_events_store
@@ -81,7 +80,7 @@ def usage_stream_flush(
     return result
 
 
-def _group_ensure(redis: sync_redis.Redis) -> None:
+def _group_ensure(redis: SyncRedis) -> None:
     """From id 0: entries written before the group existed (or after Redis lost it) are still read.
 
     Looks before creating: an error reply on every run would be noise, and the embedded server
@@ -99,13 +98,13 @@ def _group_ensure(redis: sync_redis.Redis) -> None:
 
 
 def _claim_stale(
-    redis: sync_redis.Redis, consumer: str, idle_ms: int, cursor: bytes, batch: int
+    redis: SyncRedis, consumer: str, idle_ms: int, cursor: bytes, batch: int
 ) -> tuple[bytes, list[Entry]]:
     reply: Any = redis.xautoclaim(STREAM, GROUP, consumer, idle_ms, cursor, count=batch)
     return reply[0], list(reply[1])
 
 
-def _read_new(redis: sync_redis.Redis, consumer: str, batch: int) -> list[Entry]:
+def _read_new(redis: SyncRedis, consumer: str, batch: int) -> list[Entry]:
     reply: Any = redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=batch)
     if not reply:
         return []
@@ -114,7 +113,7 @@ def _read_new(redis: sync_redis.Redis, consumer: str, batch: int) -> list[Entry]
     return list(reply[0][1])
 
 
-def _flush_entries(redis: sync_redis.Redis, entries: list[Entry], result: FlushResult) -> None:
+def _flush_entries(redis: SyncRedis, entries: list[Entry], result: FlushResult) -> None:
     if not entries:
         return
     events: list[UsageEventData] = []
@@ -146,7 +145,7 @@ def _flush_entries(redis: sync_redis.Redis, entries: list[Entry], result: FlushR
     result.sanitized += len(stored.sanitized)
 
 
-def _forget_idle_consumers(redis: sync_redis.Redis, me: str) -> None:
+def _forget_idle_consumers(redis: SyncRedis, me: str) -> None:
     """Each flusher process joins the group under its own name; drop the names of long-gone ones."""
     for info in redis.xinfo_consumers(STREAM, GROUP):
         name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]

@@ -148,6 +148,18 @@ REDIS_POOL_TIMEOUT_S = env.float("REDIS_POOL_TIMEOUT_S", default=5.0)
 # A Redis command (or a pipelined batch) slower than this counts as Redis being unreachable.
 REDIS_COMMAND_TIMEOUT_S = env.float("REDIS_COMMAND_TIMEOUT_S", default=2.0)
 
+# REDIS_URL names one node of a Redis Cluster (any primary; the others are discovered from it):
+# the hot path's batches split per node, the other clients are redis-py's RedisCluster.
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
+if REDIS_CLUSTER and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_CLUSTER=true needs REDIS_URL (one node of the cluster)")
+if REDIS_CLUSTER and env.str("CELERY_BROKER_URL", default="") in ("", REDIS_URL):
+    # Kombu's Redis transport speaks to one Redis server only (celery/celery#2852 is still open).
+    raise ImproperlyConfigured(
+        "REDIS_CLUSTER=true needs CELERY_BROKER_URL: Celery's Redis broker does not support Redis "
+        "Cluster, so the broker is a plain Redis (or RabbitMQ) of its own"
+    )
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL == "filesystem://":
