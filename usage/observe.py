@@ -8,10 +8,12 @@ cost, timings), never a prompt, a completion or a key: the ledger entry carries 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol, TextIO
 
 import structlog
+from django.conf import settings
 
 from keys.types import ResolvedKey
 from meshplatform.logs import json_renderer, timestamp
@@ -36,15 +38,18 @@ logger = logging.getLogger(__name__)
 REFUSAL_REASONS = {"rate_limit_exceeded": "rate_limit", "spend_limit_exceeded": "spend_cap"}
 
 
-# Rendered by structlog, written by the stdlib logger "mesh.access" (its handler: settings.LOGGING).
-access_log = structlog.wrap_logger(
-    logging.getLogger("mesh.access"),
-    processors=[
-        timestamp,
-        json_renderer,
-    ],
-    wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-)
+# Rendered by structlog and written straight to stdout, one line each (the app's other logs go to
+# stderr through settings.LOGGING): a stdlib LogRecord would cost more than the line itself.
+def access_logger(stream: TextIO, *, enabled: bool) -> Any:
+    level = logging.INFO if enabled else logging.CRITICAL  # the line is logged at INFO
+    return structlog.wrap_logger(
+        structlog.WriteLogger(stream),
+        processors=[timestamp, json_renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+
+
+access_log = access_logger(sys.stdout, enabled=settings.MESH_ACCESS_LOG)
 
 
 class AttemptLike(Protocol):

@@ -269,9 +269,10 @@ STORAGES = {
 }
 WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
 
-# Logs are one JSON object a line (MESH_LOG_FORMAT=json, structlog's formatter), or the plain text
-# of old (MESH_LOG_FORMAT=plain). Every request that reached a key ends with one access line on the
-# logger "mesh.access" (usage/observe.py), already JSON; MESH_ACCESS_LOG=false silences it.
+# Logs go to stderr, one JSON object a line (MESH_LOG_FORMAT=json, structlog's formatter), or the
+# plain text of old (MESH_LOG_FORMAT=plain). Every request that reached a key ends with one JSON
+# access line on stdout (usage/observe.py); MESH_ACCESS_LOG=false silences it.
+MESH_ACCESS_LOG = env.bool("MESH_ACCESS_LOG", default=True)
 MESH_LOG_FORMAT = env.str("MESH_LOG_FORMAT", default="json").strip().lower()
 if MESH_LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"MESH_LOG_FORMAT must be 'json' or 'plain', not {MESH_LOG_FORMAT!r}")
@@ -293,22 +294,15 @@ LOGGING = {
                 "ext://meshplatform.logs.json_renderer",
             ],
         },
-        "message": {"format": "%(message)s"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": MESH_LOG_FORMAT},
-        "access": {"class": "logging.StreamHandler", "formatter": "message"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # httpx logs every upstream request at INFO: a synchronous write per call on the hot path.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
-        "mesh.access": {
-            "handlers": ["access"],
-            "level": "INFO" if env.bool("MESH_ACCESS_LOG", default=True) else "WARNING",
-            "propagate": False,
-        },
     },
 }
 
