@@ -281,19 +281,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {
-            "()": "structlog.stdlib.ProcessorFormatter",
-            "foreign_pre_chain": [
-                "ext://structlog.stdlib.add_log_level",
-                "ext://structlog.stdlib.add_logger_name",
-                "ext://meshplatform.logs.timestamp",
-            ],
-            "processors": [
-                "ext://structlog.stdlib.ProcessorFormatter.remove_processors_meta",
-                "ext://structlog.processors.format_exc_info",
-                "ext://meshplatform.logs.json_renderer",
-            ],
-        },
+        "json": {"()": "meshplatform.logs.json_formatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": MESH_LOG_FORMAT},
