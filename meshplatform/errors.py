@@ -228,6 +228,10 @@ class GatewayTimeout(GatewayError):
 
 def error_response(error: GatewayError, request_id: str) -> HttpResponse:
     """Render `error` as the seeds' envelope; the only place the envelope is serialised."""
+    if error.http_status == 401:  # refused before any key is known: no ledger entry counts it
+        from meshplatform.metrics import unauthenticated_observed
+
+        unauthenticated_observed(error.http_status, error.code)
     response = HttpResponse(
         orjson.dumps(error.envelope(request_id)),
         status=error.http_status,

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from meshplatform import health
+from meshplatform import health, metrics
 from meshplatform.handlers import api_not_found, api_unknown_path, server_error
 
 urlpatterns = [
@@ -18,6 +18,7 @@ urlpatterns = [
     path("v1/", include("responses_api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # Last: any other /v1/ path is the envelope's 404, also under DEBUG (whose 404 page is HTML).
     re_path(r"^v1/", api_unknown_path),

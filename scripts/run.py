@@ -9,6 +9,7 @@ Celery broker, and the project's upstream simulator for `openai/*` and
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,6 +100,12 @@ def main() -> None:
         configured = [name.removesuffix("_API_KEY").lower() for name in PROVIDER_KEYS if env.get(name)]
         notes.append(f"Providers configured: {', '.join(configured)}")
 
+    # One Prometheus multiprocess directory for the gateway's workers and the Celery worker, emptied
+    # at each start (samples of a previous run's processes would otherwise be summed in).
+    metrics_dir = REPO_ROOT / ".run" / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "collectstatic", "--noinput", "-v0")  # the admin's CSS/JS, served by the app itself
     seeded = manage(env, "seed_demo").strip().splitlines()

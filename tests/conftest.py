@@ -17,6 +17,7 @@ from routing.catalog import catalog_seed
 from simulator.server import SimulatorServer
 from tests.support.gateway import GatewayServer
 from tests.support.ledger import LedgerFlusher
+from tests.support.secret_scan import LOG_SECTIONS, LogTail, secrets_in
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,6 +98,25 @@ def admin_gateway(
     yield server
     server.stop()
     ledger_flusher.pause()
+
+
+_gateway_logs = LogTail()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """After each test: its captured logs and stderr, and what the gateways logged meanwhile,
+    hold no key, Authorization value or provider key (else the test errors at teardown)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "teardown":
+        return
+    logged = [content for name, content in report.sections if name.startswith(LOG_SECTIONS)]
+    logged.append(_gateway_logs.new_text(GatewayServer.log_files))
+    leaks = secrets_in("\n".join(logged))
+    if leaks and report.passed:
+        report.outcome = "failed"
+        report.longrepr = "secrets in the log output: " + "; ".join(sorted(set(leaks)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -31,6 +31,7 @@ from typing import Protocol
 from keys.spend import SpendHold, spend_add, spend_progress
 from keys.types import ResolvedKey
 from meshplatform.errors import GatewayError
+from usage.observe import request_ended, request_observed, request_started, stream_started
 from usage.recording import usage_open, usage_record
 from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
@@ -129,6 +130,7 @@ class LedgerEntry:
         self.hold: SpendHold | None = None
         self._noted = False  # an in-flight note was written: the final record deletes it
         self._billed = ZERO  # what the stream's progress already billed
+        request_started()
 
     # What the request asked (known step by step).
 
@@ -175,6 +177,7 @@ class LedgerEntry:
         """A stream's first chunk arrived: a provisional entry billing the prompt estimate (what
         finance sees if this process dies mid-stream; `stream_finished` replaces it)."""
         self._served_by, self._streamed = by, True
+        stream_started()
         await self.stream_progress(TokenUsage(prompt_tokens=prompt_tokens))
 
     async def stream_progress(self, tokens: TokenUsage) -> None:
@@ -219,6 +222,8 @@ class LedgerEntry:
     def handed_off(self) -> None:
         """The request goes on elsewhere under the same request id (an async job, billed by its
         worker run's own entry): this entry records nothing, and its guard does not either."""
+        if not self._final:
+            request_ended(streamed=self._streamed)
         self._final = True
 
     async def failed(self, *, status: int, code: str, cancelled: bool = False) -> None:
@@ -254,6 +259,8 @@ class LedgerEntry:
         if self._final:
             return
         self._final = True
+        request_ended(streamed=self._streamed)
+        request_observed(key=self.key, event=event, attempts=self.attempts)
         key, at, request_id = self.key, self.started_at, self.request_id
         owed = event.cost_usd - self._billed  # a stream's progress billed the rest already
         billing = spend_add(key=key, cost_usd=owed, at=at, request_id=request_id)

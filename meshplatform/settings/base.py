@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -58,7 +60,7 @@ BROWSER_MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 # Paths served without the browser middleware (API clients carry bearer keys, not cookies).
-API_PATH_PREFIXES = ("/v1/", "/healthz", "/readyz")
+API_PATH_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics")
 # The proxy's own paths: async end to end, no database connection to manage per request.
 PROXY_PATHS = ("/v1/chat/completions", "/v1/models", "/v1/openapi.json", "/healthz", "/readyz")
 
@@ -279,15 +281,44 @@ STORAGES = {
 }
 WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
 
+# Logs go to stderr, one JSON object a line (MESH_LOG_FORMAT=json, structlog's formatter), or the
+# plain text of old (MESH_LOG_FORMAT=plain). Every request that reached a key ends with one JSON
+# access line on stdout (usage/observe.py); MESH_ACCESS_LOG=false silences it.
+MESH_ACCESS_LOG = env.bool("MESH_ACCESS_LOG", default=True)
+MESH_LOG_FORMAT = env.str("MESH_LOG_FORMAT", default="json").strip().lower()
+if MESH_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"MESH_LOG_FORMAT must be 'json' or 'plain', not {MESH_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "meshplatform.logs.json_formatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": MESH_LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # httpx logs every upstream request at INFO: a synchronous write per call on the hot path.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # httpx logs every upstream request at INFO: a synchronous write per call on the hot path.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
+
+# Prometheus (meshplatform/metrics.py): GET /metrics answers only with
+# `Authorization: Bearer <MESH_METRICS_TOKEN>`, and is 404 while it is unset. Every worker writes its
+# samples to PROMETHEUS_MULTIPROC_DIR, one directory shared by the workers of one deployment (and
+# emptied before it starts: `make run` does); unset, each process group gets its own under /tmp.
+MESH_METRICS_TOKEN = env.str("MESH_METRICS_TOKEN", default="")
+# Tenants (by name) that get their own `tenant` label; every other tenant is counted as "other",
+# so the number of series cannot grow with the number of tenants.
+MESH_METRICS_TENANTS = frozenset(env.list("MESH_METRICS_TENANTS", default=[]))
+MESH_METRICS_CELERY_QUEUES = env.list("MESH_METRICS_CELERY_QUEUES", default=["celery"])
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"mesh-metrics-{os.getpgrp()}")
+)
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["keys.drf.ApiKeyAuthentication"],

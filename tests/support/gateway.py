@@ -18,7 +18,11 @@ START_TIMEOUT_S = 30.0
 
 
 class GatewayServer:
-    """Runs `uvicorn meshplatform.asgi:application` as production does, against the test database."""
+    """Runs `uvicorn meshplatform.asgi:application` as production does, against the test database.
+    Each server has its own Prometheus multiprocess directory (its /metrics counts only its own
+    requests) and its log file is listed in `log_files` (the suite scans them for secrets)."""
+
+    log_files: list[Path] = []  # every server of the session, appended as created
 
     def __init__(self, *, env: dict[str, str], workers: int = 2) -> None:
         self.port = free_port()
@@ -27,6 +31,8 @@ class GatewayServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)  # noqa: SIM115
+        GatewayServer.log_files.append(Path(self._log.name))
+        self.metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
 
     def start(self) -> None:
         command = [
@@ -50,8 +56,9 @@ class GatewayServer:
             "--lifespan",
             "off",
         ]
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir, **self.env}
         self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

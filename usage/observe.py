@@ -1,0 +1,154 @@
+"""What a request's final record tells operators: its Prometheus samples and its one JSON access
+line, from one hook the ledger calls (`request_observed`), plus the in-flight gauges.
+
+The access line holds what the ledger knows (ids, tenant, key prefix, models, status, tokens,
+cost, timings), never a prompt, a completion or a key: the ledger entry carries none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, Protocol, TextIO
+
+import structlog
+from django.conf import settings
+
+from keys.types import ResolvedKey
+from meshplatform.logs import json_renderer, timestamp
+from meshplatform.metrics import (
+    COST,
+    FALLBACKS,
+    IN_FLIGHT,
+    NONE,
+    REFUSALS,
+    REQUEST_DURATION,
+    REQUESTS,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS,
+    UPSTREAM_ERRORS,
+    UPSTREAM_RETRIES,
+    Children,
+    tenant_label,
+)
+from usage.types import UsageEventData
+
+logger = logging.getLogger(__name__)
+REFUSAL_REASONS = {"rate_limit_exceeded": "rate_limit", "spend_limit_exceeded": "spend_cap"}
+
+
+# Rendered by structlog and written straight to stdout, one line each (the app's other logs go to
+# stderr through settings.LOGGING): a stdlib LogRecord would cost more than the line itself.
+def access_logger(stream: TextIO, *, enabled: bool) -> Any:
+    level = logging.INFO if enabled else logging.CRITICAL  # the line is logged at INFO
+    return structlog.wrap_logger(
+        structlog.WriteLogger(stream),
+        processors=[timestamp, json_renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+
+
+access_log = access_logger(sys.stdout, enabled=settings.MESH_ACCESS_LOG)
+
+
+class AttemptLike(Protocol):
+    @property
+    def model(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def error_code(self) -> str | None: ...
+
+
+_requests = Children(REQUESTS)
+_duration = Children(REQUEST_DURATION)
+_ttft = Children(TIME_TO_FIRST_TOKEN)
+_tokens = Children(TOKENS)
+_cost = Children(COST)
+_upstream_errors = Children(UPSTREAM_ERRORS)
+_retries = Children(UPSTREAM_RETRIES)
+_fallbacks = Children(FALLBACKS)
+_refusals = Children(REFUSALS)
+_requests_in_flight = IN_FLIGHT.labels("requests")
+_streams_in_flight = IN_FLIGHT.labels("streams")
+
+
+def request_started() -> None:
+    _requests_in_flight.inc()
+
+
+def stream_started() -> None:
+    _streams_in_flight.inc()
+
+
+def request_ended(*, streamed: bool) -> None:
+    _requests_in_flight.dec()
+    if streamed:
+        _streams_in_flight.dec()
+
+
+def request_observed(*, key: ResolvedKey, event: UsageEventData, attempts: Sequence[AttemptLike]) -> None:
+    """The request's samples and access line; never raises into the billing it follows."""
+    try:
+        _samples(key, event, attempts)
+        _access_line(key, event, len(attempts))
+    except Exception:  # metrics and logs must never fail a billed request
+        logger.exception("observing request %s failed", event.request_id)
+
+
+def _samples(key: ResolvedKey, event: UsageEventData, attempts: Sequence[AttemptLike]) -> None:
+    tenant = tenant_label(key.tenant_name)
+    model, provider = event.model_served or NONE, event.provider or NONE
+    code = event.error_code or ""
+    _requests(str(event.http_status), code, model, provider, tenant).inc()
+    if event.latency_ms is not None:
+        _duration(model, provider).observe(event.latency_ms / 1000)
+    if event.ttft_ms is not None:
+        _ttft(model, provider).observe(event.ttft_ms / 1000)
+    tokens = event.tokens
+    if tokens.prompt_tokens:
+        _tokens("prompt", model, provider, tenant).inc(tokens.prompt_tokens)
+    if tokens.completion_tokens:
+        _tokens("completion", model, provider, tenant).inc(tokens.completion_tokens)
+    if tokens.cached_tokens:
+        _tokens("cached", model, provider, tenant).inc(tokens.cached_tokens)
+    if event.cost_usd:
+        _cost(model, provider, tenant).inc(float(event.cost_usd))
+    reason = REFUSAL_REASONS.get(code)
+    if reason is not None:
+        _refusals(reason, tenant).inc()
+    previous: AttemptLike | None = None
+    for attempt in attempts:
+        if attempt.error_code is not None:
+            _upstream_errors(attempt.provider, attempt.error_code).inc()
+        if previous is not None:
+            same = previous.model == attempt.model and previous.provider == attempt.provider
+            (_retries if same else _fallbacks)(attempt.provider).inc()
+        previous = attempt
+
+
+def _access_line(key: ResolvedKey, event: UsageEventData, attempts: int) -> None:
+    tokens = event.tokens
+    access_log.info(
+        "request",
+        request_id=event.request_id,
+        tenant=key.tenant_name,
+        tenant_id=key.tenant_id,
+        key_prefix=key.key_prefix,
+        model_requested=event.model_requested,
+        model_served=event.model_served,
+        provider=event.provider,
+        status=event.http_status,
+        error_code=event.error_code,
+        latency_ms=event.latency_ms,
+        ttft_ms=event.ttft_ms,
+        prompt_tokens=tokens.prompt_tokens,
+        completion_tokens=tokens.completion_tokens,
+        cached_tokens=tokens.cached_tokens,
+        tokens_estimated=event.tokens_estimated,
+        cost_usd=str(event.cost_usd),
+        streamed=event.streamed,
+        cancelled=event.cancelled,
+        attempts=attempts,
+    )
