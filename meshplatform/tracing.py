@@ -12,8 +12,8 @@ model names, token counts and statuses, never prompts, completions or keys.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -93,11 +93,31 @@ NO_SPAN = _NoSpan()
 
 def span(name: str, request_id: str | None = None) -> AbstractContextManager[object]:
     """A child span of the current one around a pipeline step (`with tracing.span("mesh.auth"):`);
-    an exception leaving it is recorded and sets its status to ERROR."""
+    an exception leaving it sets its status to ERROR and its `error.type`."""
     if _tracer is None:
         return NO_SPAN
-    attributes = {REQUEST_ID: request_id} if request_id is not None else None
-    return _tracer.start_as_current_span(name, attributes=attributes)
+    return _step(_tracer, name, {REQUEST_ID: request_id} if request_id is not None else None)
+
+
+@contextmanager
+def _step(tracer: Tracer, name: str, attributes: dict[str, str] | None) -> Iterator[Span]:
+    # Not the SDK's exception recording: its event and status carry the error's message, which
+    # may quote what the client sent; the error's code says what went wrong without that.
+    with tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as error:
+            error_noted(current, error)
+            raise
+
+
+def error_noted(current: Span, error: BaseException) -> None:
+    """`error.type` (a GatewayError's code, else the exception's class) and status ERROR."""
+    kind = error.code if isinstance(error, GatewayError) else type(error).__name__
+    current.set_attribute("error.type", kind)
+    current.set_status(Status(StatusCode.ERROR, kind))
 
 
 def request_span(request_id: str) -> AbstractContextManager[object]:
@@ -109,7 +129,7 @@ def request_span(request_id: str) -> AbstractContextManager[object]:
     if getattr(current, "kind", None) is SpanKind.SERVER:
         current.set_attribute(REQUEST_ID, request_id)
         return NO_SPAN
-    return _tracer.start_as_current_span("mesh.request", attributes={REQUEST_ID: request_id})
+    return _step(_tracer, "mesh.request", {REQUEST_ID: request_id})
 
 
 # One upstream attempt: a GenAI client span `chat <model>`.
@@ -157,11 +177,7 @@ def attempt_failed(attempt: AttemptSpan | None, error: BaseException) -> None:
         status = error.provider_error.get("status") if error.provider_error is not None else None
         if isinstance(status, int):
             attempt.set_attribute("http.response.status_code", status)
-        attempt.set_attribute("error.type", error.code)
-        attempt.set_status(Status(StatusCode.ERROR, error.code))
-    else:
-        attempt.set_attribute("error.type", type(error).__name__)
-        attempt.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    error_noted(attempt, error)
     attempt.end()
 
 
@@ -203,8 +219,7 @@ def attempt_stream_ended(
     _usage_noted(attempt, input_tokens, output_tokens)
     attempt.set_attribute("mesh.usage.estimated", estimated)
     if failure is not None:
-        attempt.set_attribute("error.type", failure.code)
-        attempt.set_status(Status(StatusCode.ERROR, failure.code))
+        error_noted(attempt, failure)
     elif cancelled:
         attempt.set_attribute("mesh.stream.cancelled", True)
     attempt.end()
@@ -276,8 +291,7 @@ def asgi_traced(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_noted)
         except BaseException as error:
-            server.record_exception(error)
-            server.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            error_noted(server, error)
             raise
         finally:
             otel_context.detach(token)

@@ -216,7 +216,8 @@ def test_refused_request_ends_its_server_span_with_the_status(
     server, spans = request_trace(collector, response.headers["X-Request-Id"])
     assert server.attributes["http.response.status_code"] == 422
     steps = children(spans, server)
-    assert steps["mesh.validate"][0].status_code == 2
+    validate = steps["mesh.validate"][0]
+    assert validate.status_code == 2 and validate.attributes["error.type"] == "validation_error"
     assert not any(name.startswith("chat ") for name in steps)  # never sent upstream
 
 
