@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,7 +15,9 @@ import orjson
 import pytest
 from httpx_sse import connect_sse
 
-from keys.services import CreatedKey
+from keys.models import Tenant
+from keys.services import CreatedKey, api_key_create
+from meshplatform.tracing import tracing_enabled
 from routing.catalog import catalog_seed
 from simulator.server import SimulatorServer
 from tests.conftest import chat_body, gateway_env
@@ -208,6 +211,31 @@ def test_failing_then_fallback_request_has_one_span_per_attempt(
     assert failed.end_ns <= served.start_ns
 
 
+def test_template_and_hard_cap_requests_have_their_step_spans(
+    traced_http: httpx.Client, collector: OtlpCollector, tenant_acme: Tenant
+) -> None:
+    capped = api_key_create(tenant=tenant_acme, name="capped", spend_cap_usd=Decimal("5"), hard_cap=True)
+    template = {
+        "name": "greeter",
+        "messages": [{"role": "system", "content": "You greet {{company}} customers."}],
+    }
+    assert traced_http.post("/templates", json=template).status_code == 201
+    response = traced_http.post(
+        "/chat/completions",
+        json=chat_body(template="greeter", variables={"company": "Initech"}),
+        headers={"Authorization": f"Bearer {capped.plaintext}"},
+    )
+    assert response.status_code == 200, response.text
+    server, spans = request_trace(collector, response.headers["X-Request-Id"])
+
+    steps = children(spans, server)
+    assert len(steps["mesh.template.expand"]) == 1
+    assert len(steps["mesh.spend.hold"]) == 1
+    hold, attempt = steps["mesh.spend.hold"][0], steps["chat gpt-4o-mini"][0]
+    assert hold.end_ns <= attempt.start_ns  # the worst case is held before the upstream call
+    assert_no_secrets(spans, "Initech", capped.plaintext)
+
+
 def test_refused_request_ends_its_server_span_with_the_status(
     traced_http: httpx.Client, collector: OtlpCollector
 ) -> None:
@@ -288,3 +316,18 @@ def test_with_tracing_off_nothing_is_exported(
             server.stop()
         assert quiet.posts == 0
     ledger_flusher.pause()
+
+
+@pytest.mark.parametrize(
+    ("enabled", "sdk_disabled", "expected"),
+    [(False, None, False), (True, None, True), (True, "true", False), (True, "false", True)],
+)
+def test_tracing_is_on_only_when_asked_and_not_disabled_by_the_sdk_switch(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, enabled: bool, sdk_disabled: str | None, expected: bool
+) -> None:
+    settings.MESH_OTEL_ENABLED = enabled
+    if sdk_disabled is None:
+        monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_SDK_DISABLED", sdk_disabled)
+    assert tracing_enabled() is expected
