@@ -27,6 +27,7 @@ from tests.support.gateway import GatewayServer
 from tests.support.ledger import LedgerFlusher
 from tests.support.otlp_collector import OtlpCollector, ReceivedSpan
 from tests.support.waiting import wait_until
+from usage.models import UsageEvent
 
 CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN_ID = "00f067aa0ba902b7"
@@ -188,6 +189,24 @@ def test_streamed_attempt_span_ends_with_the_stream_and_its_final_usage(
     assert ledger.start_ns >= attempt.end_ns  # the stream is billed once it has ended
 
 
+def test_stream_the_client_leaves_ends_its_attempt_span_as_cancelled(
+    traced_http: httpx.Client, collector: OtlpCollector
+) -> None:
+    body = chat_body(stream=True, mock={"chunks": 100, "chunk_delay_ms": 50})
+    with traced_http.stream("POST", "/chat/completions", json=body) as response:
+        request_id = response.headers["X-Request-Id"]
+        lines = response.iter_lines()
+        for _ in range(3):
+            next(lines)
+    server, spans = request_trace(collector, request_id)
+
+    attempt = children(spans, server)["chat gpt-4o-mini"][0]
+    assert attempt.attributes["mesh.stream.cancelled"] is True
+    assert attempt.attributes["mesh.usage.estimated"] is True  # the usage chunk never came
+    assert 1 <= attempt.attributes["gen_ai.usage.output_tokens"] < 100
+    assert "gen_ai.response.finish_reasons" not in attempt.attributes
+
+
 def test_failing_then_fallback_request_has_one_span_per_attempt(
     traced_http: httpx.Client, collector: OtlpCollector, simulator: SimulatorServer
 ) -> None:
@@ -286,6 +305,54 @@ def test_async_job_is_traced_in_the_worker_with_its_request_id(
             what="a traced usage.flush task",
         )
     finally:
+        worker.kill()
+
+
+def test_batch_lines_are_each_a_request_span_under_the_batch_task(
+    traced_http: httpx.Client,
+    traced_server: GatewayServer,
+    collector: OtlpCollector,
+    simulator: SimulatorServer,
+    acme_key: CreatedKey,
+    tenant_acme: Tenant,
+) -> None:
+    from openai import OpenAI
+
+    from tests.jobs.test_batches import request_line, upload, wait_for_batch
+
+    worker = CeleryWorker(env=traced_env(simulator, collector)).start()
+    client = OpenAI(base_url=f"{traced_server.base_url}/v1", api_key=acme_key.plaintext, max_retries=0)
+    try:
+        uploaded = upload(client, [request_line(f"line-{i}") for i in range(3)])
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        assert wait_for_batch(client, batch.id, timeout=60).status == "completed"
+        billed = wait_until(
+            lambda: (
+                set(UsageEvent.objects.filter(tenant_id=tenant_acme.id).values_list("request_id", flat=True))
+                if UsageEvent.objects.filter(tenant_id=tenant_acme.id).count() == 3
+                else None
+            ),
+            what="the batch's three usage events",
+        )
+
+        def line_spans() -> list[ReceivedSpan] | None:
+            found = [span for span in collector.snapshot() if span.name == "mesh.request"]
+            return found if len(found) == 3 else None
+
+        lines = wait_until(line_spans, what="three mesh.request spans")
+        assert {span.attributes["mesh.request_id"] for span in lines} == billed
+        (task_span_id,) = {span.parent_span_id for span in lines}
+        task = wait_until(
+            lambda: next((s for s in collector.snapshot() if s.span_id == task_span_id), None),
+            what="the batch's task span",
+        )
+        assert task.name == "run/routing.batch_run"
+        spans = collector.snapshot()
+        assert all("chat gpt-4o-mini" in children(spans, line) for line in lines)
+    finally:
+        client.close()
         worker.kill()
 
 
