@@ -120,14 +120,24 @@ def error_noted(current: Span, error: BaseException) -> None:
     current.set_status(Status(StatusCode.ERROR, kind))
 
 
-def request_span(request_id: str) -> AbstractContextManager[object]:
-    """Around one request's pipeline: tags the server span with `mesh.request_id`, or, where no
-    server span is current (a Celery job, a batch line), opens `mesh.request` carrying it."""
+def server_request_id(request_id: str) -> None:
+    """Tag the current server span with the request id RequestIdMiddleware gave the request."""
     if _tracer is None:
-        return NO_SPAN
+        return
     current = trace.get_current_span()
     if getattr(current, "kind", None) is SpanKind.SERVER:
         current.set_attribute(REQUEST_ID, request_id)
+
+
+def request_span(request_id: str) -> AbstractContextManager[object]:
+    """Around one request's pipeline: nothing more when it is the HTTP request's own (the server
+    span has its id); elsewhere (a Celery job, a batch line, one model's run of a compare) a
+    `mesh.request` span carrying `mesh.request_id`."""
+    if _tracer is None:
+        return NO_SPAN
+    current = trace.get_current_span()
+    own = getattr(current, "attributes", {}).get(REQUEST_ID) == request_id
+    if own and getattr(current, "kind", None) is SpanKind.SERVER:
         return NO_SPAN
     return _step(_tracer, "mesh.request", {REQUEST_ID: request_id})
 
