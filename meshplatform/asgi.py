@@ -13,8 +13,10 @@ django.setup(set_prefix=False)
 
 from meshplatform.asgi_handler import MeshASGIHandler  # noqa: E402
 from meshplatform.providers import providers_configured  # noqa: E402
+from meshplatform.tracing import asgi_traced, tracing_configure  # noqa: E402
 
-application = MeshASGIHandler()
+tracing_configure()
+application = asgi_traced(MeshASGIHandler())  # the handler itself unless MESH_OTEL_ENABLED
 print(
     f"Mesh worker {os.getpid()}: providers configured: {', '.join(providers_configured()) or 'none'}",
     file=sys.stderr,

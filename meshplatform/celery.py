@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplatform.settings.dev")
 
@@ -31,3 +31,14 @@ def _database_connections_tidy(**kwargs: Any) -> None:
 
 task_prerun.connect(_database_connections_tidy, weak=False)
 task_postrun.connect(_database_connections_tidy, weak=False)
+
+
+def _tracing_start(**kwargs: Any) -> None:
+    """Traces of tasks (jobs, batches, the ledger flusher) when MESH_OTEL_ENABLED: set up before
+    the pool starts, so prefork children inherit it."""
+    from meshplatform.tracing import tracing_configure
+
+    tracing_configure(service_name="mesh-worker")
+
+
+worker_init.connect(_tracing_start, weak=False)

@@ -10,6 +10,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
+from meshplatform import tracing
 from meshplatform.errors import BadHost, error_response
 from meshplatform.framework import database_request_end, database_request_start
 from meshplatform.request_ids import new_request_id, request_id_of
@@ -31,6 +32,7 @@ class RequestIdMiddleware:
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         request_id = new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
+        tracing.server_request_id(request_id)
         response = await self.get_response(request)
         response["X-Request-Id"] = request_id
         return response

@@ -21,6 +21,7 @@ from jobs.webhooks import webhook_url_validate
 from keys.auth import Admission
 from keys.limits import RateLimitState
 from keys.spend import SpendHold, spend_cap_check, spend_reserve
+from meshplatform import tracing
 from meshplatform.db import db_call
 from meshplatform.errors import BadRequest, GatewayError
 from routing.catalog import catalog_current
@@ -99,17 +100,18 @@ async def chat_completion(
         key=key, request_id=request_id, session_id=chat.session_id, comparison_id=comparison_id
     )
     async with entry.guard():
-        with _admitted(admission) as limits:
+        with tracing.request_span(request_id), _admitted(admission) as limits:
             template = await _template(chat, entry)
-            template_model = template.model if template is not None else None
-            model_id = model_requested(request_model=chat.model, template_model=template_model, key=key)
-            entry.model_asked(model_id)
-            catalog = await catalog_current()
-            candidates = candidates_resolve(
-                catalog=catalog, model_id=entry.model_requested, fallbacks=chat.models, key=key
-            )
-            if adapt is not None:
-                candidates = adapt(candidates)
+            with tracing.span("mesh.model.resolve"):
+                template_model = template.model if template is not None else None
+                model_id = model_requested(request_model=chat.model, template_model=template_model, key=key)
+                entry.model_asked(model_id)
+                catalog = await catalog_current()
+                candidates = candidates_resolve(
+                    catalog=catalog, model_id=entry.model_requested, fallbacks=chat.models, key=key
+                )
+                if adapt is not None:
+                    candidates = adapt(candidates)
             body = upstream_body(chat, template)
             timeout = timeout_s or chat.timeout or settings.MESH_UPSTREAM_TIMEOUT_S
             if not accepted:
@@ -182,9 +184,10 @@ def _admitted(admission: Admission) -> Iterator[RateLimitState]:
 async def _template(chat: ChatCompletionRequest, entry: LedgerEntry) -> ExpandedTemplate | None:
     if chat.template is None:
         return None
-    template = await template_expand(
-        tenant_id=entry.key.tenant_id, ref=chat.template, variables=chat.variables or {}
-    )
+    with tracing.span("mesh.template.expand"):
+        template = await template_expand(
+            tenant_id=entry.key.tenant_id, ref=chat.template, variables=chat.variables or {}
+        )
     entry.template_used(template.template_id, template.version)
     return template
 
@@ -253,17 +256,20 @@ async def _hold_spend(
     hard, soft = key.hard_capped, key.soft_capped
     if not (hard or soft):  # nothing to hold against: no estimate, no Redis round trip
         return
-    worst = worst_case_usd(candidates, chat, template, body) if hard else Decimal(0)
-    expected = expected_usd(candidates, chat, template, body) if soft else Decimal(0)
-    if spend_gate is not None:
-        hold_s = timeout
-        entry.hold = await spend_gate(entry=entry, worst_case_usd=worst, expected_usd=expected, hold_s=hold_s)
-        return
-    entry.hold = await spend_reserve(
-        key=key,
-        request_id=entry.request_id,
-        worst_case_usd=worst,
-        expected_usd=expected,
-        at=entry.started_at,
-        hold_s=timeout,
-    )
+    with tracing.span("mesh.spend.hold"):
+        worst = worst_case_usd(candidates, chat, template, body) if hard else Decimal(0)
+        expected = expected_usd(candidates, chat, template, body) if soft else Decimal(0)
+        if spend_gate is not None:
+            hold_s = timeout
+            entry.hold = await spend_gate(
+                entry=entry, worst_case_usd=worst, expected_usd=expected, hold_s=hold_s
+            )
+            return
+        entry.hold = await spend_reserve(
+            key=key,
+            request_id=entry.request_id,
+            worst_case_usd=worst,
+            expected_usd=expected,
+            at=entry.started_at,
+            hold_s=timeout,
+        )

@@ -20,6 +20,7 @@ import orjson
 from django.conf import settings
 
 from keys.limits import RateLimitState
+from meshplatform import tracing
 from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
 from routing.http_client import UpstreamTransportError
 from routing.providers.base import usage_from_openai
@@ -195,8 +196,17 @@ class CompletionStream:
         except asyncio.CancelledError as cancelled:  # bill anyway, then let the cancellation through
             interrupted = cancelled
         usage = self._usage
+        tokens = usage or self._estimate()
+        tracing.attempt_stream_ended(
+            self._upstream.trace,
+            input_tokens=tokens.prompt_tokens,
+            output_tokens=tokens.completion_tokens,
+            estimated=usage is None,
+            failure=self._failure,
+            cancelled=not self._completed,
+        )
         await self._entry.stream_finished(
-            tokens=usage or self._estimate(),
+            tokens=tokens,
             estimated=usage is None,
             failure=self._failure,
             cancelled=not self._completed,

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
+from meshplatform import tracing
 from meshplatform.errors import GatewayError, GatewayTimeout, UpstreamError
 from routing.http_client import (
     UpstreamConnectError,
@@ -40,6 +41,7 @@ class OpenStream:
     response: UpstreamResponse
     first_chunk: dict[str, Any]
     rest: AsyncIterator[dict[str, Any]]
+    trace: tracing.AttemptSpan | None = None  # its attempt's span, ended when the stream ends
 
 
 def timeout_error(
@@ -80,7 +82,9 @@ def _call(candidate: Candidate, body: dict[str, Any], *, stream: bool) -> Upstre
     )
 
 
-async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> Completion:
+async def _complete_once(
+    candidate: Candidate, body: dict[str, Any], timeout: float, trace: tracing.AttemptSpan | None = None
+) -> Completion:
     call = _call(candidate, body, stream=False)
     request = candidate.adapter.build_request(call)
     try:
@@ -95,10 +99,17 @@ async def _complete_once(candidate: Candidate, body: dict[str, Any], timeout: fl
         raise _transport_error(candidate, error) from None
     if response.status_code >= 300:
         raise candidate.adapter.map_error(response.status_code, content, response.headers)
-    return candidate.adapter.parse_completion(content, call)
+    completion = candidate.adapter.parse_completion(content, call)
+    usage = completion.usage
+    tracing.attempt_answered(
+        trace, completion.payload, input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens
+    )
+    return completion
 
 
-async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float) -> OpenStream:
+async def _open_once(
+    candidate: Candidate, body: dict[str, Any], timeout: float, trace: tracing.AttemptSpan | None = None
+) -> OpenStream:
     call = _call(candidate, body, stream=True)
     request = candidate.adapter.build_request(call)
     response: UpstreamResponse | None = None
@@ -128,7 +139,8 @@ async def _open_once(candidate: Candidate, body: dict[str, Any], timeout: float)
     except BaseException:
         await _close(response)
         raise
-    return OpenStream(candidate=candidate, response=response, first_chunk=first, rest=chunks)
+    rest = tracing.stream_observed(trace, first, chunks)
+    return OpenStream(candidate=candidate, response=response, first_chunk=first, rest=rest, trace=trace)
 
 
 async def _close(response: UpstreamResponse | None) -> None:
@@ -143,7 +155,7 @@ async def _with_fallback(
     candidates: list[Candidate],
     attempts: list[Attempt],
     timeout: float,
-    try_once: Callable[[Candidate, float], Awaitable[T]],
+    try_once: Callable[[Candidate, float, tracing.AttemptSpan | None], Awaitable[T]],
 ) -> T:
     """The first candidate's success; a non-retryable error (or the last one) stops the fallback."""
     for candidate in candidates:
@@ -159,7 +171,7 @@ async def _with_retries(
     candidate: Candidate,
     attempts: list[Attempt],
     timeout: float,
-    try_once: Callable[[Candidate, float], Awaitable[T]],
+    try_once: Callable[[Candidate, float, tracing.AttemptSpan | None], Awaitable[T]],
 ) -> T:
     """One candidate, asked again after failures that certainly did not run the request, while
     the next wait still ends inside its timeout. (A hand-written loop, not tenacity: each try is
@@ -168,9 +180,16 @@ async def _with_retries(
     retry = 0
     while True:
         started = time.monotonic()
+        trace = tracing.attempt_start(
+            provider=candidate.adapter.name,
+            model=candidate.entry.upstream_name,
+            mesh_model=candidate.entry.model_id,
+            number=len(attempts) + 1,
+        )
         try:
-            result = await try_once(candidate, timeout if retry == 0 else deadline - started)
+            result = await try_once(candidate, timeout if retry == 0 else deadline - started, trace)
         except GatewayError as error:
+            tracing.attempt_failed(trace, error)
             attempts.append(_attempt(candidate, started, error))
             wait = _retry_wait(error, retry)
             if wait is None or time.monotonic() + wait >= deadline:
@@ -178,6 +197,9 @@ async def _with_retries(
             await asyncio.sleep(wait)
             retry += 1
             continue
+        except BaseException as error:  # cancelled, or a bug: the span ends all the same
+            tracing.attempt_failed(trace, error)
+            raise
         attempts.append(_attempt(candidate, started, None))
         return result
 
@@ -196,8 +218,10 @@ def _retry_wait(error: GatewayError, retry: int) -> float | None:
 async def complete_with_fallback(
     candidates: list[Candidate], body: dict[str, Any], *, timeout: float, attempts: list[Attempt]
 ) -> tuple[Candidate, Completion]:
-    async def once(candidate: Candidate, budget: float) -> tuple[Candidate, Completion]:
-        return candidate, await _complete_once(candidate, body, budget)
+    async def once(
+        candidate: Candidate, budget: float, trace: tracing.AttemptSpan | None
+    ) -> tuple[Candidate, Completion]:
+        return candidate, await _complete_once(candidate, body, budget, trace)
 
     return await _with_fallback(candidates, attempts, timeout, once)
 
@@ -207,7 +231,10 @@ async def open_stream_with_fallback(
 ) -> OpenStream:
     """Retries and fallback are only possible until the first chunk: `_open_once` returns once it arrived."""
     return await _with_fallback(
-        candidates, attempts, timeout, lambda candidate, budget: _open_once(candidate, body, budget)
+        candidates,
+        attempts,
+        timeout,
+        lambda candidate, budget, trace: _open_once(candidate, body, budget, trace),
     )
 
 
@@ -248,5 +275,10 @@ async def call_with_fallback(
     timeout: float,
     try_once: Callable[[Candidate, float], Awaitable[T]],
 ) -> T:
-    """`try_once` with the same retries and fallback as completions (each try an `Attempt`)."""
-    return await _with_fallback(candidates, attempts, timeout, try_once)
+    """`try_once` with the same retries and fallback as completions (each try an `Attempt`, and an
+    attempt span when tracing is on)."""
+
+    async def once(candidate: Candidate, timeout_s: float, _trace: tracing.AttemptSpan | None) -> T:
+        return await try_once(candidate, timeout_s)
+
+    return await _with_fallback(candidates, attempts, timeout, once)

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from keys.auth import Admission, api_key_admit, api_key_authenticate
 from keys.limits import RateLimitState
 from keys.types import ResolvedKey
+from meshplatform import tracing
 from meshplatform.errors import BadRequest, GatewayError, ModelNotFound, UnsupportedMediaType, error_response
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
@@ -70,9 +71,11 @@ def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
 
 @api_view("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
-    admission = await api_key_admit(authorization=request.headers.get("Authorization"))
+    with tracing.span("mesh.auth"):
+        admission = await api_key_admit(authorization=request.headers.get("Authorization"))
     request_id = request_id_of(request)
-    chat = await _chat_request(request, admission, request_id)
+    with tracing.span("mesh.validate"):
+        chat = await _chat_request(request, admission, request_id)
     result = await chat_completion(admission=admission, chat=chat, request_id=request_id)
     if isinstance(result, CompletionStream):
         return sse_response(result)

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from keys.spend import SpendHold, spend_add, spend_progress
 from keys.types import ResolvedKey
+from meshplatform import tracing
 from meshplatform.errors import GatewayError
 from usage.observe import request_ended, request_observed, request_started, stream_started
 from usage.recording import usage_open, usage_record
@@ -264,7 +265,8 @@ class LedgerEntry:
         key, at, request_id = self.key, self.started_at, self.request_id
         owed = event.cost_usd - self._billed  # a stream's progress billed the rest already
         billing = spend_add(key=key, cost_usd=owed, at=at, request_id=request_id)
-        await asyncio.shield(asyncio.gather(billing, usage_record(event=event, opened=self._noted)))
+        with tracing.span("mesh.ledger.record", request_id):
+            await asyncio.shield(asyncio.gather(billing, usage_record(event=event, opened=self._noted)))
 
     def _event(
         self,

@@ -450,3 +450,6 @@ MESH_WEBHOOK_TIMEOUT_S = env.float("MESH_WEBHOOK_TIMEOUT_S", default=10.0)
 MESH_WEBHOOK_MAX_ATTEMPTS = env.int("MESH_WEBHOOK_MAX_ATTEMPTS", default=8)
 MESH_WEBHOOK_BACKOFF_S = env.float("MESH_WEBHOOK_BACKOFF_S", default=2.0)
 MESH_WEBHOOK_MAX_BACKOFF_S = env.float("MESH_WEBHOOK_MAX_BACKOFF_S", default=600.0)
+# OpenTelemetry traces (meshplatform/tracing.py): off unless this is set; where they go and how
+# they are sampled is the standard OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_SAMPLER / OTEL_BSP_*.
+MESH_OTEL_ENABLED = env.bool("MESH_OTEL_ENABLED", default=False)
