@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from keys.selectors import api_key_get_by_hash
 from keys.tokens import token_hash, token_is_well_formed
 from keys.types import ResolvedKey
 from meshplatform.db import db_call
-from meshplatform.errors import RateLimited, Unauthorized
+from meshplatform.errors import GatewayError, RateLimited, Unauthorized
 from meshplatform.redis import REDIS_UNAVAILABLE
 
 _load_key = db_call(api_key_get_by_hash)
@@ -82,6 +83,17 @@ class Admission:
         if self.refusal is not None:
             raise self.refusal
         return self.limits
+
+    @contextmanager
+    def verdict(self) -> Iterator[RateLimitState]:
+        """Around a request's steps: its rate-limit verdict (the 429 raised here), whose
+        x-ratelimit-* headers every later error carries too."""
+        limits = self.rate_limit()
+        try:
+            yield limits
+        except GatewayError as error:
+            error.extra_headers.update(limits.headers())
+            raise
 
 
 async def api_key_admit(*, authorization: str | None) -> Admission:

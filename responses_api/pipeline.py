@@ -33,7 +33,7 @@ from responses_api.translate import (
     request_echo,
     stored_input_items,
 )
-from routing.pipeline import ChatCompletionResult, chat_completion, chat_refused
+from routing.pipeline import ChatCompletionResult, chat_completion, request_refused
 from routing.relay import CompletionStream
 from routing.resolve import Candidate
 from routing.schema import ChatCompletionRequest, validate_chat_request
@@ -154,7 +154,7 @@ async def _turn(admission: Admission, request: ResponsesRequest, request_id: str
             body = pricing_body(request, items)
         chat = validate_chat_request(body)
     except GatewayError as error:
-        await chat_refused(
+        await request_refused(
             admission=admission, request_id=request_id, error=error, session_id=request.session_id
         )
     return _Turn(

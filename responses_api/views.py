@@ -16,7 +16,7 @@ from responses_api.services import (
     stored_response_delete,
     stored_response_get,
 )
-from routing.pipeline import chat_refused
+from routing.pipeline import request_refused
 from routing.views import api_view, json_body, json_ok, json_response
 
 LIMIT_SETTINGS = ("MESH_MAX_MESSAGES", "MESH_MAX_CONTENT_PARTS", "MESH_MAX_TOOLS")
@@ -43,7 +43,7 @@ async def _parsed(request: HttpRequest, admission: Admission, request_id: str) -
         limits = {name: int(getattr(settings, name)) for name in LIMIT_SETTINGS}
         parsed = parse_responses_request(json_body(request), limits)
     except GatewayError as error:
-        await chat_refused(admission=admission, request_id=request_id, error=error)
+        await request_refused(admission=admission, request_id=request_id, error=error)
     return parsed
 
 

@@ -14,7 +14,7 @@ from keys.auth import Admission
 from keys.limits import UNLIMITED, rate_limit_check
 from meshplatform.errors import BadRequest, Forbidden, GatewayError, RateLimited
 from meshplatform.redis import get_redis
-from routing.pipeline import ChatCompletionResult, chat_completion, chat_refused
+from routing.pipeline import ChatCompletionResult, chat_completion, request_refused
 from routing.schema import ChatCompletionRequest, validate_chat_request
 from usage.ledger import LedgerEntry
 from usage.types import TokenUsage
@@ -77,7 +77,7 @@ async def _admission(work: CompletionWork) -> Admission:
 async def _refused(admission: Admission, work: CompletionWork, error: GatewayError) -> CompletionOutcome:
     """A line that is no valid request: recorded like the view records one (its one event)."""
     try:
-        await chat_refused(
+        await request_refused(
             admission=admission, request_id=work.request_id, error=error, session_id=_session_of(work)
         )
     except GatewayError as recorded:

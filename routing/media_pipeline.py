@@ -12,17 +12,15 @@ asked, from the catalog's `image_prices`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
 from django.conf import settings
 
 from keys.auth import Admission
 from keys.limits import RateLimitState
-from keys.spend import spend_cap_check, spend_reserve
+from keys.spend import spend_reserve
 from keys.types import ResolvedKey
 from meshplatform.errors import BadRequest, GatewayError
 from routing.catalog import Catalog, CatalogEntry, catalog_current
@@ -77,7 +75,7 @@ async def embeddings_create(
         key=admission.key, request_id=request_id, session_id=request.session_id, endpoint=EMBEDDINGS
     )
     async with entry.guard():
-        with _admitted(admission) as limits:
+        with admission.verdict() as limits:
             catalog = await catalog_current()
             candidates = _candidates(entry, catalog, request.model, "embedding")
             _dimensions_check(candidates[0].entry, request.dimensions)
@@ -116,7 +114,7 @@ async def images_generate(*, admission: Admission, request: ImagesRequest, reque
         key=admission.key, request_id=request_id, session_id=request.session_id, endpoint=IMAGES
     )
     async with entry.guard():
-        with _admitted(admission) as limits:
+        with admission.verdict() as limits:
             catalog = await catalog_current()
             candidates = _candidates(entry, catalog, request.model, "image")
             price = image_price(candidates[0].entry, size=request.size, quality=request.quality)
@@ -139,29 +137,6 @@ async def images_generate(*, admission: Admission, request: ImagesRequest, reque
             served = ServedBy(candidate.entry.model_id, candidate.adapter.name, ImageTariff(price, count))
             await entry.served(served, answer.usage, images=count)
             return _result(answer, candidate, limits)
-
-
-async def media_refused(
-    *, admission: Admission, request_id: str, error: GatewayError, endpoint: str
-) -> NoReturn:
-    """Refuse a body that is not a valid request: recorded like any refusal after authentication
-    (the rate limit and spend cap refuse first, as they would a valid request)."""
-    entry = LedgerEntry(key=admission.key, request_id=request_id, endpoint=endpoint)
-    async with entry.guard():
-        with _admitted(admission):
-            await spend_cap_check(key=admission.key)
-            raise error
-
-
-@contextmanager
-def _admitted(admission: Admission) -> Iterator[RateLimitState]:
-    """The key's rate-limit verdict (429 here), whose headers every later error carries too."""
-    limits = admission.rate_limit()
-    try:
-        yield limits
-    except GatewayError as error:
-        error.extra_headers.update(limits.headers())
-        raise
 
 
 def _candidates(entry: LedgerEntry, catalog: Catalog, model: str | None, kind: str) -> list[Candidate]:

@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponseBase
 from keys.auth import api_key_admit
 from meshplatform.errors import GatewayError
 from meshplatform.request_ids import request_id_of
-from routing.media_pipeline import EMBEDDINGS, IMAGES, embeddings_create, images_generate, media_refused
+from routing.media_pipeline import EMBEDDINGS, IMAGES, embeddings_create, images_generate
 from routing.media_schema import parse_embeddings_request, parse_images_request
+from routing.pipeline import request_refused
 from routing.views import api_view, json_body, json_response
 
 
@@ -20,7 +21,7 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
     try:
         parsed = parse_embeddings_request(json_body(request))
     except GatewayError as error:
-        await media_refused(admission=admission, request_id=request_id, error=error, endpoint=EMBEDDINGS)
+        await request_refused(admission=admission, request_id=request_id, error=error, endpoint=EMBEDDINGS)
     result = await embeddings_create(admission=admission, request=parsed, request_id=request_id)
     return json_response(result.payload, result.rate_limits)
 
@@ -32,6 +33,6 @@ async def images_generations(request: HttpRequest) -> HttpResponseBase:
     try:
         parsed = parse_images_request(json_body(request))
     except GatewayError as error:
-        await media_refused(admission=admission, request_id=request_id, error=error, endpoint=IMAGES)
+        await request_refused(admission=admission, request_id=request_id, error=error, endpoint=IMAGES)
     result = await images_generate(admission=admission, request=parsed, request_id=request_id)
     return json_response(result.payload, result.rate_limits)

@@ -7,8 +7,7 @@ after authentication is billed and recorded by the request's `usage.ledger.Ledge
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn, Protocol
@@ -32,7 +31,7 @@ from routing.schema import ChatCompletionRequest
 from routing.upstream import complete_with_fallback, open_stream_with_fallback
 from templates_app.expansion import ExpandedTemplate, template_expand
 from usage.ledger import LedgerEntry
-from usage.types import TokenUsage
+from usage.types import DEFAULT_ENDPOINT, TokenUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +99,7 @@ async def chat_completion(
         key=key, request_id=request_id, session_id=chat.session_id, comparison_id=comparison_id
     )
     async with entry.guard():
-        with tracing.request_span(request_id), _admitted(admission) as limits:
+        with tracing.request_span(request_id), admission.verdict() as limits:
             template = await _template(chat, entry)
             with tracing.span("mesh.model.resolve"):
                 template_model = template.model if template is not None else None
@@ -157,28 +156,22 @@ async def _job_submit(entry: LedgerEntry, chat: ChatCompletionRequest) -> JobObj
     return job_object(job)
 
 
-async def chat_refused(
-    *, admission: Admission, request_id: str, error: GatewayError, session_id: str | None = None
+async def request_refused(
+    *,
+    admission: Admission,
+    request_id: str,
+    error: GatewayError,
+    session_id: str | None = None,
+    endpoint: str = DEFAULT_ENDPOINT,
 ) -> NoReturn:
     """Refuse a request the caller could not run (a body that is not a valid request, a mode this
-    deployment does not serve): recorded like any refusal after authentication. The key's rate
-    limit and spend cap refuse first, as they would a valid request."""
-    entry = LedgerEntry(key=admission.key, request_id=request_id, session_id=session_id)
+    deployment does not serve), on any endpoint: recorded like any refusal after authentication.
+    The key's rate limit and spend cap refuse first, as they would a valid request."""
+    entry = LedgerEntry(key=admission.key, request_id=request_id, session_id=session_id, endpoint=endpoint)
     async with entry.guard():
-        with _admitted(admission):
+        with admission.verdict():
             await spend_cap_check(key=admission.key)
             raise error
-
-
-@contextmanager
-def _admitted(admission: Admission) -> Iterator[RateLimitState]:
-    """The key's rate-limit verdict (429 here), whose headers every later error carries too."""
-    limits = admission.rate_limit()
-    try:
-        yield limits
-    except GatewayError as error:
-        error.extra_headers.update(limits.headers())
-        raise
 
 
 async def _template(chat: ChatCompletionRequest, entry: LedgerEntry) -> ExpandedTemplate | None:

@@ -19,7 +19,7 @@ from meshplatform.errors import BadRequest, GatewayError, ModelNotFound, Unsuppo
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
 from routing.catalog import CatalogEntry, catalog_current
-from routing.pipeline import ChatAccepted, chat_completion, chat_refused
+from routing.pipeline import ChatAccepted, chat_completion, request_refused
 from routing.providers.registry import provider_is_configured
 from routing.relay import CompletionStream
 from routing.resolve import model_allowed, model_resolve
@@ -92,7 +92,7 @@ async def _chat_request(request: HttpRequest, admission: Admission, request_id: 
     try:
         chat = parse_chat_request(json_body(request))
     except GatewayError as error:
-        await chat_refused(admission=admission, request_id=request_id, error=error)
+        await request_refused(admission=admission, request_id=request_id, error=error)
     return chat
 
 

@@ -96,7 +96,13 @@ def _tail(usage_filter: UsageFilter, stale: list[tuple[dt.date, int]]) -> QueryS
     for day, tenant_id in stale:
         start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
         match |= Q(tenant_id=tenant_id, created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
-    events = UsageEvent.objects.filter(match).annotate(
+    return _like_rollups(UsageEvent.objects.filter(match), usage_filter)
+
+
+def _like_rollups(events: QuerySet[UsageEvent], usage_filter: UsageFilter) -> QuerySet[UsageEvent]:
+    """`events` shaped like rollup rows (`day`, `model`: served, else asked) and narrowed by the
+    filter's session, key and model."""
+    events = events.annotate(
         day=TruncDate("created_at", tzinfo=dt.UTC),
         model=Coalesce(NullIf("model_served", Value("")), "model_requested"),
     )
@@ -116,19 +122,10 @@ def _comparison_events(usage_filter: UsageFilter) -> QuerySet[UsageEvent]:
     end = dt.datetime.combine(usage_filter.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
     events = UsageEvent.objects.filter(
         comparison_id=usage_filter.comparison_id, created_at__gte=start, created_at__lt=end
-    ).annotate(
-        day=TruncDate("created_at", tzinfo=dt.UTC),
-        model=Coalesce(NullIf("model_served", Value("")), "model_requested"),
     )
     if usage_filter.tenant_id is not None:
         events = events.filter(tenant_id=usage_filter.tenant_id)
-    if usage_filter.session_id is not None:
-        events = events.filter(session_id=usage_filter.session_id)
-    if usage_filter.key_id is not None:
-        events = events.filter(api_key_id=usage_filter.key_id)
-    if usage_filter.model is not None:
-        events = events.filter(model=usage_filter.model)
-    return events
+    return _like_rollups(events, usage_filter)
 
 
 _ROLLUP_SUMS = {name: Sum(name) for name in METRICS}

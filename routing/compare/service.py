@@ -28,7 +28,7 @@ from meshplatform.request_ids import new_request_id
 from routing.catalog import Catalog, catalog_current
 from routing.compare.request import CompareRequest, compare_models_check
 from routing.compare.spend import CompareSpendGate
-from routing.pipeline import ChatAccepted, ChatCompletionResult, chat_completion, chat_refused
+from routing.pipeline import ChatAccepted, ChatCompletionResult, chat_completion, request_refused
 from routing.relay import DONE, CompletionStream, _carries_output, sse_event
 from routing.schema import ChatCompletionRequest
 from templates_app.expansion import template_expand
@@ -229,11 +229,11 @@ async def compare_start(
     except GatewayError as error:
         admission = await compare_admit(key=key, key_hash=key_hash, requests=1)
         session_id = compare.session_id if compare is not None else None
-        await chat_refused(admission=admission, request_id=request_id, error=error, session_id=session_id)
+        await request_refused(admission=admission, request_id=request_id, error=error, session_id=session_id)
     admission = await compare_admit(key=key, key_hash=key_hash, requests=len(comparison.runs))
     if admission.refusal is not None:
         refusal = admission.refusal
-        await chat_refused(
+        await request_refused(
             admission=admission, request_id=request_id, error=refusal, session_id=compare.session_id
         )
     comparison.rate_limits = admission.limits
