@@ -19,7 +19,7 @@ import orjson
 
 from meshplatform.errors import UpstreamError
 from routing.http_client import UpstreamResponse
-from routing.providers.base import Completion, ProviderAdapter, UpstreamCall, UpstreamRequest
+from routing.providers.base import Completion, ProviderAdapter, UpstreamCall, UpstreamRequest, json_headers
 from routing.providers.sse import sse_events
 from routing.resolve import Candidate
 from usage.types import TokenUsage
@@ -94,12 +94,7 @@ class OpenAIResponsesAdapter(ProviderAdapter):
         body = {**self.body, "model": call.upstream_model, "stream": call.stream}
         return UpstreamRequest(
             url=f"{self.base_url}/responses",
-            headers={
-                "Authorization": f"Bearer {self.api_key}",
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
-                "Accept-Encoding": "identity",
-            },
+            headers=json_headers({"Authorization": f"Bearer {self.api_key}"}, stream=call.stream),
             body=orjson.dumps(body),
         )
 

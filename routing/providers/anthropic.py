@@ -24,6 +24,7 @@ from routing.providers.base import (
     ProviderAdapter,
     UpstreamCall,
     UpstreamRequest,
+    json_headers,
     load_json,
     unsupported_part,
     unsupported_value,
@@ -52,13 +53,10 @@ class AnthropicAdapter(ProviderAdapter):
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
         return UpstreamRequest(
             url=f"{self.base_url}/messages",
-            headers={
-                "x-api-key": self.api_key,
-                "anthropic-version": settings.ANTHROPIC_VERSION,
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
-                "Accept-Encoding": "identity",
-            },
+            headers=json_headers(
+                {"x-api-key": self.api_key, "anthropic-version": settings.ANTHROPIC_VERSION},
+                stream=call.stream,
+            ),
             body=orjson.dumps(messages_request(call)),
         )
 

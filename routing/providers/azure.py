@@ -13,7 +13,13 @@ from urllib.parse import quote
 
 import orjson
 
-from routing.providers.base import ErrorFields, UpstreamCall, UpstreamRequest, openai_error_fields
+from routing.providers.base import (
+    ErrorFields,
+    UpstreamCall,
+    UpstreamRequest,
+    json_headers,
+    openai_error_fields,
+)
 from routing.providers.openai_compat import OpenAICompatibleAdapter
 
 # "... Please retry after 6 seconds." (Azure's 429 message; the header usually says it too).
@@ -31,12 +37,7 @@ class AzureOpenAIAdapter(OpenAICompatibleAdapter):
         deployment = quote(call.upstream_model, safe="")
         return UpstreamRequest(
             url=f"{self.base_url}/openai/deployments/{deployment}/chat/completions?api-version={version}",
-            headers={
-                "api-key": self.api_key,
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
-                "Accept-Encoding": "identity",
-            },
+            headers=json_headers({"api-key": self.api_key}, stream=call.stream),
             body=orjson.dumps(body),
         )
 

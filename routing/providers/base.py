@@ -162,6 +162,17 @@ class ProviderAdapter(ABC):
         return {"provider": self.name, "status": status, "message": message, "code": code, "type": kind}
 
 
+def json_headers(credentials: dict[str, str], *, stream: bool = False) -> dict[str, str]:
+    """An upstream call's headers: the provider's credentials, a JSON body, a JSON or SSE answer,
+    uncompressed (the relay reads the stream's bytes as they arrive)."""
+    return {
+        **credentials,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+        "Accept-Encoding": "identity",
+    }
+
+
 def unsupported_part(provider: str, where: str, kind: object) -> BadRequest:
     """422 for a content part (or field) a provider cannot take, naming it."""
     return BadRequest(

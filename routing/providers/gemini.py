@@ -24,6 +24,7 @@ from routing.providers.base import (
     ProviderAdapter,
     UpstreamCall,
     UpstreamRequest,
+    json_headers,
     load_json,
     usage_from_openai,
 )
@@ -40,12 +41,7 @@ class GeminiAdapter(ProviderAdapter):
         method = "streamGenerateContent?alt=sse" if call.stream else "generateContent"
         return UpstreamRequest(
             url=f"{self.base_url}/models/{model}:{method}",
-            headers={
-                "x-goog-api-key": self.api_key,
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
-                "Accept-Encoding": "identity",
-            },
+            headers=json_headers({"x-goog-api-key": self.api_key}, stream=call.stream),
             body=orjson.dumps(generate_request(call)),
         )
 

@@ -22,6 +22,7 @@ from meshplatform.errors import BadRequest
 from routing.providers.base import (
     ProviderAdapter,
     UpstreamRequest,
+    json_headers,
     load_json,
     unsupported_value,
     usage_from_openai,
@@ -61,15 +62,9 @@ def endpoint_unsupported(provider: str, what: str) -> BadRequest:
 
 
 def _json_headers(adapter: ProviderAdapter) -> dict[str, str]:
-    auth = {"api-key": adapter.api_key} if adapter.name == "azure" else {}
-    if not auth:
-        auth = {"Authorization": f"Bearer {adapter.api_key}"}
-    return {
-        **auth,
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "Accept-Encoding": "identity",
-    }
+    if adapter.name == "azure":
+        return json_headers({"api-key": adapter.api_key})
+    return json_headers({"Authorization": f"Bearer {adapter.api_key}"})
 
 
 def _openai_url(adapter: ProviderAdapter, call: MediaCall, path: str) -> str:
@@ -134,12 +129,7 @@ def _texts(call: MediaCall, provider: str) -> list[str]:
 def _gemini_requests(adapter: ProviderAdapter, call: MediaCall) -> list[UpstreamRequest]:
     texts = _texts(call, adapter.name)
     model = quote(call.upstream_model, safe="")
-    headers = {
-        "x-goog-api-key": adapter.api_key,
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "Accept-Encoding": "identity",
-    }
+    headers = json_headers({"x-goog-api-key": adapter.api_key})
     options: dict[str, Any] = {}
     if call.body.get("dimensions") is not None:
         options["outputDimensionality"] = call.body["dimensions"]

@@ -14,6 +14,7 @@ from routing.providers.base import (
     ProviderAdapter,
     UpstreamCall,
     UpstreamRequest,
+    json_headers,
     usage_from_openai,
 )
 from routing.providers.sse import sse_events
@@ -35,12 +36,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return UpstreamRequest(
             url=f"{self.base_url}/chat/completions",
-            headers={
-                "Authorization": f"Bearer {self.api_key}",
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
-                "Accept-Encoding": "identity",
-            },
+            headers=json_headers({"Authorization": f"Bearer {self.api_key}"}, stream=call.stream),
             body=orjson.dumps(body),
         )
 
