@@ -30,7 +30,7 @@ from meshplatform.errors import GatewayError
 from meshplatform.request_ids import new_request_id
 from routing.compare.request import compare_request_validate
 from routing.compare.service import CompareObject, compare_start, comparison_run
-from routing.models import CatalogModel, ModelComparison
+from routing.models import CatalogModel, ModelComparison, ModelKind
 from routing.providers.registry import provider_is_configured
 from templates_app.models import PromptTemplate
 
@@ -39,8 +39,9 @@ MAX_PROMPT_CHARS = 100_000
 
 
 def compare_model_choices() -> list[tuple[str, str]]:
-    """Enabled catalog models whose provider is configured (the ones a comparison can run)."""
-    rows = CatalogModel.objects.filter(enabled=True).order_by("provider", "model_id")
+    """Enabled chat models whose provider is configured (the ones a comparison can run: an
+    embedding or image model would only be refused)."""
+    rows = CatalogModel.objects.filter(enabled=True, kind=ModelKind.CHAT).order_by("provider", "model_id")
     return [(row.model_id, row.model_id) for row in rows if provider_is_configured(row.provider)]
 
 

@@ -148,6 +148,7 @@ def test_bad_input_is_a_form_error_and_runs_nothing(
     cases: list[dict[str, Any]] = [
         {"api_key": acme_key.api_key.pk, "prompt": "hi", "models": [MINI]},  # one model
         {"api_key": acme_key.api_key.pk, "prompt": "hi", "models": [MINI, "openai/not-a-model"]},
+        {"api_key": acme_key.api_key.pk, "prompt": "hi", "models": [MINI, "openai/text-embedding-3-small"]},
         {"api_key": acme_key.api_key.pk, "prompt": "", "models": [MINI, FOUR]},  # nothing to send
         {"api_key": acme_key.api_key.pk, "prompt": "hi\x00", "models": [MINI, FOUR]},
         {"api_key": acme_key.api_key.pk, "prompt": "hi", "models": [MINI, FOUR], "max_tokens": "-4"},
@@ -165,6 +166,14 @@ def test_bad_input_is_a_form_error_and_runs_nothing(
         assert 'class="compare-result' not in response.text, data
         assert "errorlist" in response.text or 'id="compare-refusal"' in response.text, data
     assert not UsageEvent.objects.exclude(comparison_id="").exists()
+
+
+def test_only_chat_models_are_offered(ada_http: httpx.Client, gateway: GatewayServer) -> None:
+    """Embedding and image models cannot answer a chat request: the page does not offer them."""
+    page = ada_http.get(PAGE).text
+    assert f'value="{MINI}"' in page and f'value="{FOUR}"' in page
+    for other in ("openai/text-embedding-3-small", "openai/dall-e-3", "openai/gpt-image-1"):
+        assert f'value="{other}"' not in page, other
 
 
 def test_an_operator_picks_the_tenant_and_others_get_nothing(
