@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="model id of the anthropic/* cell (the same gateway, translating to Anthropic's Messages API)",
     )
     parser.add_argument("--skip-anthropic", action="store_true", help="no anthropic/* cell")
+    parser.add_argument(
+        "--metrics",
+        choices=["on", "off"],
+        default="on",
+        help="Prometheus samples in the gateway (on: MESH_METRICS_TOKEN set, as a scraped deployment runs)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     args = parser.parse_args(argv)
     if args.skip_slow and args.slow_only:
@@ -84,7 +90,7 @@ def gateway_target(
         target = Target("gateway", f"{url}/v1", args.key, args.model, f"{url}/healthz")
         yield target, ResourceMeter.for_listener(url)
         return
-    env = gateway_env(simulator.openai_base_url)
+    env = gateway_env(simulator.openai_base_url, metrics=args.metrics == "on")
     print("provisioning the gateway (database, migrations, tenant, key)…", flush=True)
     key = provision_gateway(env)
     with Gateway(env, app=args.gateway_app) as gateway:
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": "quick" if args.quick else "full",
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "gateway": args.gateway_url
-        or "uvicorn meshplatform.asgi:application, 2 workers, production settings",
+        or f"uvicorn meshplatform.asgi:application, 2 workers, production settings, metrics {args.metrics}",
         "simulator_workers": args.simulator_workers,
         "load_processes": plan.load_processes,
         "cell_duration_s": plan.cell_duration_s,

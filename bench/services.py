@@ -41,9 +41,12 @@ class BenchSetupError(RuntimeError):
     """Something the benchmark needs could not be provisioned; the message says what and shows its output."""
 
 
-def gateway_env(simulator_openai_url: str) -> dict[str, str]:
+def gateway_env(simulator_openai_url: str, *, metrics: bool) -> dict[str, str]:
+    """The gateway's environment; `metrics` sets MESH_METRICS_TOKEN (samples are taken only then)."""
+    environ = {name: value for name, value in os.environ.items() if name != "MESH_METRICS_TOKEN"}
     return {
-        **os.environ,
+        **environ,
+        **({"MESH_METRICS_TOKEN": "bench"} if metrics else {}),
         "DJANGO_SETTINGS_MODULE": "meshplatform.settings.production",
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,

@@ -29,6 +29,10 @@ from prometheus_client.registry import Collector
 from meshplatform.errors import NotFound, Unauthorized, error_response
 from meshplatform.request_ids import request_id_of
 
+# Samples are taken only where they can be read: with MESH_METRICS_TOKEN unset /metrics is a 404,
+# so a deployment that does not scrape Prometheus pays nothing per request for it.
+METRICS_ON = bool(settings.MESH_METRICS_TOKEN)
+
 NONE = "none"  # the label of a dimension a request never reached (no model resolved, no tenant)
 OTHER_TENANT = "other"  # every tenant the operator did not name in MESH_METRICS_TENANTS
 
@@ -116,7 +120,8 @@ _requests = Children(REQUESTS)
 
 def unauthenticated_observed(status: int, code: str) -> None:
     """A refusal before any key is known (it has no ledger entry): counted here, not by the ledger."""
-    _requests(str(status), code, NONE, NONE, NONE).inc()
+    if METRICS_ON:
+        _requests(str(status), code, NONE, NONE, NONE).inc()
 
 
 def dead_workers_forget(directory: str | None = None) -> None:

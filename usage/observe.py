@@ -21,6 +21,7 @@ from meshplatform.metrics import (
     COST,
     FALLBACKS,
     IN_FLIGHT,
+    METRICS_ON,
     NONE,
     REFUSALS,
     REQUEST_DURATION,
@@ -75,23 +76,27 @@ _streams_in_flight = IN_FLIGHT.labels("streams")
 
 
 def request_started() -> None:
-    _requests_in_flight.inc()
+    if METRICS_ON:
+        _requests_in_flight.inc()
 
 
 def stream_started() -> None:
-    _streams_in_flight.inc()
+    if METRICS_ON:
+        _streams_in_flight.inc()
 
 
 def request_ended(*, streamed: bool) -> None:
-    _requests_in_flight.dec()
-    if streamed:
-        _streams_in_flight.dec()
+    if METRICS_ON:
+        _requests_in_flight.dec()
+        if streamed:
+            _streams_in_flight.dec()
 
 
 def request_observed(*, key: ResolvedKey, event: UsageEventData, attempts: Sequence[AttemptLike]) -> None:
     """The request's samples and access line; never raises into the billing it follows."""
     try:
-        _samples(key, event, attempts)
+        if METRICS_ON:
+            _samples(key, event, attempts)
         _access_line(key, event, len(attempts))
     except Exception:  # metrics and logs must never fail a billed request
         logger.exception("observing request %s failed", event.request_id)

@@ -307,9 +307,10 @@ LOGGING = {
 }
 
 # Prometheus (meshplatform/metrics.py): GET /metrics answers only with
-# `Authorization: Bearer <MESH_METRICS_TOKEN>`, and is 404 while it is unset. Every worker writes its
-# samples to PROMETHEUS_MULTIPROC_DIR, one directory shared by the workers of one deployment (and
-# emptied before it starts: `make run` does); unset, each process group gets its own under /tmp.
+# `Authorization: Bearer <MESH_METRICS_TOKEN>`, and is 404 while it is unset (no samples are taken
+# then: nobody could read them). Every worker writes its samples to PROMETHEUS_MULTIPROC_DIR, one
+# directory shared by the workers of one deployment (and emptied before it starts: `make run`
+# does); unset, each process group gets its own under /tmp.
 MESH_METRICS_TOKEN = env.str("MESH_METRICS_TOKEN", default="")
 # Tenants (by name) that get their own `tenant` label; every other tenant is counted as "other",
 # so the number of series cannot grow with the number of tenants.

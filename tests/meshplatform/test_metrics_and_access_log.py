@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from keys.services import CreatedKey
@@ -83,6 +85,25 @@ def test_metrics_is_404_while_no_token_is_configured(gateway: GatewayServer) -> 
     response = httpx.get(f"{gateway.base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_no_samples_are_taken_while_no_token_is_configured(
+    gateway: GatewayServer, acme_key: CreatedKey
+) -> None:
+    """Nobody can scrape them, so a deployment without MESH_METRICS_TOKEN pays nothing for them:
+    its workers' sample files hold no request, token or cost sample, though they answered."""
+    assert chat(gateway, acme_key).status_code == 200
+    stream = chat(gateway, acme_key, stream=True)
+    assert stream.status_code == 200 and "[DONE]" in stream.text
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=gateway.metrics_dir)  # type: ignore[no-untyped-call]
+    counted = {
+        sample.name: sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.value and family.name in {"mesh_requests", "mesh_tokens", "mesh_cost_usd", "mesh_in_flight"}
+    }
+    assert counted == {}
 
 
 def test_metrics_refuses_a_missing_or_wrong_token(metrics_gateway: GatewayServer) -> None:
