@@ -15,7 +15,7 @@ import pytest
 
 from keys.services import CreatedKey
 from simulator.server import SimulatorServer
-from tests.support.seeds import CodeBlock, python_blocks, seed_page, seeds_dir
+from tests.support.seeds import CodeBlock, numbered_blocks, python_blocks, seed_page, seeds_dir
 
 SEED_BASE_URL = "https://api.meshapi.ai"
 SEED_TOKEN = re.compile(r"""(["'])rsk_[^"']*\1""")
@@ -175,3 +175,16 @@ def test_api_reference_sdk_example(mesh_url: str, acme_key: CreatedKey, simulato
         output = run_sync(substituted(block, mesh_url, acme_key.plaintext, must_substitute=True), {})
         assert output.startswith("Simulated reply: Summarize why async IO matters.")
     assert chat_requests(simulator)[-1]["body"]["temperature"] == 0.2
+
+
+def test_the_rendered_sdk_page_holds_the_same_examples() -> None:
+    """Seed 004 is the same SDK page as a browser shows it (numbered lines, indentation lost): its
+    examples are those of 002 line for line, so the runs above cover both renderings."""
+    rendered = seed_page("004_")
+    if rendered is None:
+        pytest.skip(f"seed page 004_*.txt not found in {seeds_dir()}")
+    fenced = [[line.strip() for line in block.code.splitlines()] for block in _page_blocks("002_")]
+    numbered = numbered_blocks(rendered)
+    assert len(numbered) == len(fenced) == 5
+    for shown, written in zip(numbered, fenced, strict=True):
+        assert [line for line in shown if line] == [line for line in written if line]

@@ -58,3 +58,21 @@ def seed_page(prefix: str) -> str | None:
 def python_blocks(page: str) -> list[CodeBlock]:
     """Every ```python fenced block, with the label after the fence (e.g. "Python (SDK)")."""
     return [CodeBlock(m["label"].strip(), m["code"]) for m in _FENCE.finditer(page)]
+
+
+def numbered_blocks(page: str) -> list[list[str]]:
+    """The code of a page as a browser renders it (seed 004): each block a run of lines prefixed
+    1, 2, 3…, with the line numbers removed. That rendering loses indentation, so its lines are
+    given stripped (comparable, not runnable)."""
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in page.splitlines():
+        expected = str(len(current) + 1) if current is not None else "1"
+        if line.startswith(expected) and (current is not None or not line[1:2].isdigit()):
+            if current is None:
+                current = []
+                blocks.append(current)
+            current.append(line[len(expected) :].strip())
+        else:
+            current = None
+    return blocks
