@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from routing.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
 from routing.media_schema import EmbeddingsRequest, ImagesRequest
 
 REF = "#/components/schemas/{model}"
@@ -63,6 +64,7 @@ def _operation(
             "description": description,
             "tags": ["media"],
             "security": [{"HTTPBearer": []}],
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": REF.format(model=request)}}},

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
 
-from keys.auth import api_key_admit
+from keys.auth import Admission
 from meshplatform.errors import GatewayError
 from meshplatform.request_ids import request_id_of
+from routing.idempotency import idempotent
 from routing.media_pipeline import EMBEDDINGS, IMAGES, embeddings_create, images_generate
 from routing.media_schema import parse_embeddings_request, parse_images_request
 from routing.pipeline import request_refused
@@ -15,8 +16,8 @@ from routing.views import api_view, json_body, json_response
 
 
 @api_view("POST")
-async def embeddings(request: HttpRequest) -> HttpResponseBase:
-    admission = await api_key_admit(authorization=request.headers.get("Authorization"))
+@idempotent(EMBEDDINGS)
+async def embeddings(request: HttpRequest, admission: Admission) -> HttpResponseBase:
     request_id = request_id_of(request)
     try:
         parsed = parse_embeddings_request(json_body(request))
@@ -27,8 +28,8 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
 
 
 @api_view("POST")
-async def images_generations(request: HttpRequest) -> HttpResponseBase:
-    admission = await api_key_admit(authorization=request.headers.get("Authorization"))
+@idempotent(IMAGES)
+async def images_generations(request: HttpRequest, admission: Admission) -> HttpResponseBase:
     request_id = request_id_of(request)
     try:
         parsed = parse_images_request(json_body(request))

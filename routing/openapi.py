@@ -13,6 +13,7 @@ from meshplatform.chat_schema import ChatMessage
 from responses_api.openapi import MODELS as RESPONSES_MODELS
 from responses_api.openapi import responses_paths
 from routing.compare.openapi import compare_paths, compare_schemas
+from routing.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
 from routing.media_openapi import MODELS as MEDIA_MODELS
 from routing.media_openapi import media_paths
 from routing.schema import ChatCompletionRequest
@@ -173,7 +174,8 @@ ERROR_STATUSES = {
     "404": "Unknown model, template, key or path.",
     "405": "The method is not allowed on this path.",
     "408": "The body arrived too slowly or stopped short of its Content-Length.",
-    "409": "The object is already finished (jobs, batches) or still in use (files).",
+    "409": "The object is already finished (jobs, batches) or still in use (files); or a request "
+    "with this Idempotency-Key still runs, or ran as a stream.",
     "413": "The body exceeds the configured size.",
     "415": "The body is not application/json.",
     "422": "The body violates the schema (details list each violation).",
@@ -215,6 +217,7 @@ def _proxy_paths() -> dict[str, Any]:
         "/v1/chat/completions": {
             "post": {
                 "operationId": "create-chat-completion",
+                "parameters": [IDEMPOTENCY_KEY],
                 "summary": "Create a chat completion (OpenAI-compatible)",
                 "description": (
                     "Mesh extensions: `template` + `variables` expand a stored prompt template, "

@@ -174,6 +174,17 @@ async def request_refused(
             raise error
 
 
+async def request_replayed(
+    *, admission: Admission, request_id: str, status: int, endpoint: str = DEFAULT_ENDPOINT
+) -> None:
+    """A retry answered with an earlier request's stored answer (routing.idempotency): recorded at
+    no cost. The key's rate limit still counts it and refuses it when exhausted, as any request."""
+    entry = LedgerEntry(key=admission.key, request_id=request_id, endpoint=endpoint)
+    async with entry.guard():
+        with admission.verdict():
+            await entry.replayed(status=status)
+
+
 async def _template(chat: ChatCompletionRequest, entry: LedgerEntry) -> ExpandedTemplate | None:
     if chat.template is None:
         return None

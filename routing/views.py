@@ -11,7 +11,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from keys.auth import Admission, api_key_admit, api_key_authenticate
+from keys.auth import Admission, api_key_authenticate
 from keys.limits import RateLimitState
 from keys.types import ResolvedKey
 from meshplatform import tracing
@@ -19,11 +19,13 @@ from meshplatform.errors import BadRequest, GatewayError, ModelNotFound, Unsuppo
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.request_ids import request_id_of
 from routing.catalog import CatalogEntry, catalog_current
+from routing.idempotency import idempotent
 from routing.pipeline import ChatAccepted, chat_completion, request_refused
 from routing.providers.registry import provider_is_configured
 from routing.relay import CompletionStream
 from routing.resolve import model_allowed, model_resolve
 from routing.schema import ChatCompletionRequest, parse_chat_request
+from usage.types import DEFAULT_ENDPOINT
 
 AsyncView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
@@ -70,9 +72,8 @@ def api_view(*methods: str) -> Callable[[AsyncView], AsyncView]:
 
 
 @api_view("POST")
-async def chat_completions(request: HttpRequest) -> HttpResponseBase:
-    with tracing.span("mesh.auth"):
-        admission = await api_key_admit(authorization=request.headers.get("Authorization"))
+@idempotent(DEFAULT_ENDPOINT)
+async def chat_completions(request: HttpRequest, admission: Admission) -> HttpResponseBase:
     request_id = request_id_of(request)
     with tracing.span("mesh.validate"):
         chat = await _chat_request(request, admission, request_id)
@@ -114,7 +115,7 @@ def json_response(payload: dict[str, Any], limits: RateLimitState) -> HttpRespon
 
 def sse_response(stream: CompletionStream) -> EventStreamResponse:
     """The stream's events; the ASGI handler settles the stream when the response ends, sent or not."""
-    response = EventStreamResponse(stream.sse(), close=stream.aclose)
+    response = EventStreamResponse(stream.sse(), close=stream.aclose, completed=stream.completed)
     for name, value in stream.rate_limits.headers().items():
         response[name] = value
     return response

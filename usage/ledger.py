@@ -76,6 +76,10 @@ class ServedBy:
     tariff: Tariff
 
 
+# The error code of an answer replayed for a retried Idempotency-Key (its status is the answer's).
+REPLAYED = "idempotent_replay"
+
+
 class LedgerEntry:
     """One request's ledger entry. What the request asked is noted as it becomes known; what it
     cost is decided by exactly one of `served`, `stream_finished` or `failed`."""
@@ -226,6 +230,11 @@ class LedgerEntry:
         if not self._final:
             request_ended(streamed=self._streamed)
         self._final = True
+
+    async def replayed(self, *, status: int) -> None:
+        """An earlier request's stored answer was sent again (a retry carrying its Idempotency-Key):
+        recorded, billed nothing (the first request was billed)."""
+        await self._final_record(self._event(tokens=NO_TOKENS, cost=ZERO, status=status, error_code=REPLAYED))
 
     async def failed(self, *, status: int, code: str, cancelled: bool = False) -> None:
         """No answer: record the refusal or failure (nothing billed beyond releasing a hold)."""
