@@ -80,6 +80,12 @@ def requests_cut() -> bool:
 
 def requests_cut_begin() -> None:
     """The server cancels the requests still running (the drain timeout passed)."""
+    if not _drain.cut:
+        logger.warning(
+            "worker %d: drain timeout passed, cutting the %d requests still running (billed as they stand)",
+            os.getpid(),
+            _drain.in_flight,
+        )
     _drain.cut = True
 
 

@@ -125,12 +125,14 @@ class ThreadFreeASGIHandler(ASGIHandler):
             # (3.) The server cancels this request (its graceful-shutdown timeout passed): Django
             # would leave the view running, orphaned, until the loop closes under it; here it is
             # cancelled too and awaited, so a stream bills what it sent before the worker exits.
+            # Then the request just ends (uvicorn closes its connection, logging one line that it
+            # was not completed): the worker is exiting, and a traceback per cut stream says nothing.
             requests_cut_begin()
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
             body_file.close()
-            raise
+            return
         for task in tasks:
             if task.done():
                 try:

@@ -3,11 +3,11 @@ one final record.
 
 Every outcome ends here: a JSON answer (`served`), a stream (`stream_opened`, then
 `stream_finished`), a refusal, an upstream failure or a client that left (`failed`, or `guard()`
-around the steps, which turns any exception into the right failure); a request its worker's drain
-timeout cut is settled as one whose client left, under its own code (`drain_timeout`). The final record is the
-only place the spend counters are raised and the durable usage event written; both happen at
-most once per entry (later calls are no-ops) and are shielded from the caller's cancellation,
-so a client leaving at the wrong moment can neither skip nor repeat the billing.
+around the steps, which turns any exception into the right failure); a request cut by its worker's
+drain timeout is settled as one whose client left, under its own code (`drain_timeout`). The
+final record is the only place the spend counters are raised and the durable usage event written;
+both happen at most once per entry (later calls are no-ops) and are shielded from the caller's
+cancellation, so a client leaving at the wrong moment can neither skip nor repeat the billing.
 
 Prices come from the model that served (`ServedBy.tariff`, the catalog entry); this module
 computes every cost, so money is counted in one place.
