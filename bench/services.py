@@ -52,6 +52,7 @@ def gateway_env(simulator_openai_url: str, *, metrics: bool) -> dict[str, str]:
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": "bench",
         "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback, no TLS proxy in front
+        "MESH_DRAIN_NOTICE_S": "0",  # no load balancer to warn: a stopped gateway stops at once
         "ALLOWED_HOSTS": "*",
         "OPENAI_API_KEY": "sk-sim",
         "OPENAI_BASE_URL": simulator_openai_url,
@@ -147,6 +148,7 @@ class Gateway:
             sys.executable, "-m", "uvicorn", self.app,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+            "--lifespan", "on",
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -1,6 +1,7 @@
 """The gateway's ASGI handler: a streaming body limit (413 before buffering), Server-Sent Events
 sent as they are, over the thread-free request cycle of `meshplatform.framework`; and static files
-served before that cycle (meshplatform/static_files.py)."""
+served before that cycle (meshplatform/static_files.py); the ASGI lifespan protocol, for the worker's
+drain on SIGTERM (meshplatform/draining.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import RequestAborted
 
+from meshplatform.draining import lifespan_serve, request_finished, request_started
 from meshplatform.errors import GatewayError, PayloadTooLarge, RequestTimeout
 from meshplatform.event_stream import EventStreamResponse
 from meshplatform.framework import Scope, ThreadFreeASGIHandler
@@ -31,15 +33,25 @@ class MeshASGIHandler(ThreadFreeASGIHandler):
         self.static_files = StaticFiles()
         self.trimmer = IdleTrimmer()
 
-    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
-        if self.static_files.matches(scope["path"]):  # the only cost static files add to the proxy path
-            await self.static_files.serve(scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # Django's handler refuses it; the worker's drain lives there
+            await lifespan_serve(receive, send)
             return
-        self.trimmer.request_started()
+        await super().__call__(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        request_started()  # counted for the drain: a worker exits once its requests are settled
         try:
-            await super().handle(scope, receive, send)
+            if self.static_files.matches(scope["path"]):  # the only cost static files add to the proxy path
+                await self.static_files.serve(scope, receive, send)
+                return
+            self.trimmer.request_started()
+            try:
+                await super().handle(scope, receive, send)
+            finally:
+                self.trimmer.request_finished()
         finally:
-            self.trimmer.request_finished()
+            request_finished()
 
     async def read_request_body(self, scope: Scope, receive: Any, send: Any) -> IO[bytes] | None:
         try:

@@ -16,7 +16,9 @@ switch); the proxy path must pay none. So:
    with two changes: the request body is read by a hook (`read_request_body`, which may answer
    the request itself, e.g. a 413 before buffering) and responses are closed in the event loop,
    not through `sync_to_async` (safe: with 1. no sync `request_finished` receiver is left, and
-   the closers Django adds — `request.close`, closing uploaded files — do no blocking I/O).
+   the closers Django adds — `request.close`, closing uploaded files — do no blocking I/O). And a
+   request the server cancels (uvicorn's graceful-shutdown timeout, meshplatform/draining.py)
+   cancels its view and waits for it, where Django's leaves the view running on its own.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import close_old_connections, connections, reset_queries
 from django.dispatch import Signal
 from django.urls import set_script_prefix
+
+from meshplatform.draining import requests_cut_begin
 
 Scope = dict[str, Any]
 
@@ -115,7 +119,20 @@ class ThreadFreeASGIHandler(ASGIHandler):
             asyncio.create_task(self.listen_for_disconnect(receive)),
             asyncio.create_task(process_request()),
         ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # (3.) The server cancels this request (its graceful-shutdown timeout passed): Django
+            # would leave the view running, orphaned, until the loop closes under it; here it is
+            # cancelled too and awaited, so a stream bills what it sent before the worker exits.
+            # Then the request just ends (uvicorn closes its connection, logging one line that it
+            # was not completed): the worker is exiting, and a traceback per cut stream says nothing.
+            requests_cut_begin()
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+            body_file.close()
+            return
         for task in tasks:
             if task.done():
                 try:

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
 from meshplatform.db import db_call
+from meshplatform.draining import worker_draining
 from meshplatform.providers import providers_configured
 from meshplatform.redis import get_redis
 
@@ -38,6 +39,13 @@ async def _redis_ok() -> bool:
         return False
 
 
+_DRAINING = orjson.dumps(
+    {
+        "status": "draining",
+        "detail": "This worker is shutting down: it finishes the requests it holds and takes no new ones.",
+    }
+)
+
 Probe = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 
@@ -60,7 +68,10 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     still serves when limits fail open (MESH_LIMITS_FAIL_OPEN), so it reports "degraded" with 200:
     a load balancer must not pull every instance for a shared Redis outage it cannot fix. A lagging
     usage ledger (events not reaching PostgreSQL) is "degraded" too: serving goes on, finance lags.
-    It also names the providers this instance can call."""
+    It also names the providers this instance can call. A worker told to stop answers 503
+    "draining" (meshplatform/draining.py) without checking anything: it wants no new requests."""
+    if worker_draining():
+        return HttpResponse(_DRAINING, status=503, content_type="application/json")
     checks = {"database": await _database_ok(), "redis": await _redis_ok()}
     app_checks, figures = await _app_probes() if checks["redis"] else ({}, {})
     if all(checks.values()) and all(app_checks.values()):

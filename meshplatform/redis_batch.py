@@ -112,6 +112,11 @@ class CommandBatcher:
         self.timeout_s: float = settings.REDIS_COMMAND_TIMEOUT_S
         self.embedded = not settings.REDIS_URL  # the in-process fakeredis has no socket to write
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing in flight."""
+        return not self.pending and self.in_flight is None
+
     def submit(self, command: Command) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending.append((command, future))
@@ -238,6 +243,9 @@ class Batcher(Protocol):
     """A loop's auto-pipelining: CommandBatcher, or on a Redis Cluster the per-node
     `meshplatform.redis_cluster_batch.ClusterCommandBatcher`."""
 
+    @property
+    def idle(self) -> bool: ...
+
     def submit(self, command: Command) -> asyncio.Future[Any]: ...
 
 
@@ -255,6 +263,15 @@ _batchers: LoopLocal[Batcher] = LoopLocal(_batcher_new)
 async def redis_batched(*command: Any) -> Any:
     """Run one Redis command (as for `execute_command`) in the loop's next shared pipeline."""
     return await _batchers.get().submit(command)
+
+
+async def redis_batches_sent() -> None:
+    """Returns once the loop's batches are all answered (or failed): a worker about to exit calls
+    it, since a command still queued when the loop ends is never sent (`redis_batched_nowait`
+    writes included). Bounded by the caller; each batch by REDIS_COMMAND_TIMEOUT_S."""
+    batcher = _batchers.get()
+    while not batcher.idle:
+        await asyncio.sleep(0.005)
 
 
 def redis_batched_nowait(*command: Any) -> None:

@@ -231,6 +231,13 @@ class ClusterCommandBatcher:
         self.refreshing = False
         self.tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting for the slot map, queued for a node or in flight to one."""
+        if self.unrouted:
+            return False
+        return all(not link.pending and link.in_flight is None for link in self.links.values())
+
     def submit(self, command: Command) -> asyncio.Future[Any]:
         route = command_route(command)  # an unroutable command fails here, before anything is sent
         future: asyncio.Future[Any] = self.loop.create_future()

@@ -128,7 +128,7 @@ def main() -> None:
                 "httptools",
                 "--no-access-log",
                 "--lifespan",
-                "off",
+                "on",
             ],
             cwd=REPO_ROOT,
             env=env,

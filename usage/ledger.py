@@ -3,10 +3,11 @@ one final record.
 
 Every outcome ends here: a JSON answer (`served`), a stream (`stream_opened`, then
 `stream_finished`), a refusal, an upstream failure or a client that left (`failed`, or `guard()`
-around the steps, which turns any exception into the right failure). The final record is the
-only place the spend counters are raised and the durable usage event written; both happen at
-most once per entry (later calls are no-ops) and are shielded from the caller's cancellation,
-so a client leaving at the wrong moment can neither skip nor repeat the billing.
+around the steps, which turns any exception into the right failure); a request cut by its worker's
+drain timeout is settled as one whose client left, under its own code (`drain_timeout`). The
+final record is the only place the spend counters are raised and the durable usage event written;
+both happen at most once per entry (later calls are no-ops) and are shielded from the caller's
+cancellation, so a client leaving at the wrong moment can neither skip nor repeat the billing.
 
 Prices come from the model that served (`ServedBy.tariff`, the catalog entry); this module
 computes every cost, so money is counted in one place.
@@ -31,6 +32,7 @@ from typing import Protocol
 from keys.spend import SpendHold, spend_add, spend_progress
 from keys.types import ResolvedKey
 from meshplatform import tracing
+from meshplatform.draining import requests_cut
 from meshplatform.errors import GatewayError
 from usage.observe import request_ended, request_observed, request_started, stream_started
 from usage.recording import usage_open, usage_record
@@ -38,7 +40,14 @@ from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
 logger = logging.getLogger(__name__)
 NO_TOKENS = TokenUsage()
+DRAIN_TIMEOUT = "drain_timeout"
 ZERO = Decimal(0)
+
+
+def _left_outcome() -> tuple[int, str]:
+    """Why a request ended before its answer: its client left (499), or its worker's drain timeout
+    passed while it ran (503 `drain_timeout`, meshplatform/draining.py). Billed the same way."""
+    return (503, DRAIN_TIMEOUT) if requests_cut() else (499, "client_disconnected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +222,7 @@ class LedgerEntry:
         assert by is not None, "stream_finished before stream_opened"
         status, code = (200, None) if failure is None else (failure.http_status, failure.code)
         if cancelled and failure is None:
-            status, code = 499, "client_disconnected"
+            status, code = _left_outcome()
         event = self._event(
             tokens=tokens,
             cost=by.tariff.cost(tokens),
@@ -252,7 +261,8 @@ class LedgerEntry:
             await self.failed(status=error.http_status, code=error.code)
             raise
         except asyncio.CancelledError:
-            await self.failed(status=499, code="client_disconnected", cancelled=True)
+            status, code = _left_outcome()
+            await self.failed(status=status, code=code, cancelled=True)
             raise
         except Exception:
             await self.failed(status=500, code="internal_error")

@@ -100,6 +100,13 @@ async def usage_record(*, event: UsageEventData, opened: bool = False) -> None:
     _keep(asyncio.get_running_loop().create_task(_insert_directly(event)))
 
 
+async def usage_writes_drain() -> None:
+    """Returns once the events on their way straight to PostgreSQL (Redis was down) are stored: a
+    draining web worker waits for them (MESH_DRAIN_HOOKS) before its event loop ends."""
+    while _background:
+        await asyncio.wait(list(_background))
+
+
 def _redis_down(error: Exception) -> None:
     global _redis_failed_at
     _redis_failed_at = time.monotonic()

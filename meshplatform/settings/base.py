@@ -405,6 +405,17 @@ MESH_BODY_MIN_RATE_BPS = env.float("MESH_BODY_MIN_RATE_BPS", default=50_000.0)
 # A web worker idle this long after serving requests gives freed memory back to the OS
 # (meshplatform/memory.py); 0 turns it off.
 MESH_IDLE_TRIM_S = env.float("MESH_IDLE_TRIM_S", default=10.0)
+# A web worker told to stop (SIGTERM) drains (meshplatform/draining.py): /readyz answers 503 for
+# MESH_DRAIN_NOTICE_S while it still serves (so a load balancer stops sending it requests), then it
+# stops accepting connections and gives the requests and streams it holds up to MESH_DRAIN_TIMEOUT_S
+# to finish (uvicorn's graceful shutdown); those still open then are cut and billed as they stand.
+MESH_DRAIN_NOTICE_S = env.float("MESH_DRAIN_NOTICE_S", default=5.0)
+MESH_DRAIN_TIMEOUT_S = env.float("MESH_DRAIN_TIMEOUT_S", default=30.0)
+if MESH_DRAIN_NOTICE_S < 0 or MESH_DRAIN_TIMEOUT_S < 0:
+    raise ImproperlyConfigured("MESH_DRAIN_NOTICE_S and MESH_DRAIN_TIMEOUT_S must not be negative")
+# What else a draining worker waits for before it exits: each app's pending writes ("dotted.path"
+# of an async callable), e.g. ledger events on their way to PostgreSQL while Redis is down.
+MESH_DRAIN_HOOKS = ["usage.recording.usage_writes_drain"]
 # Bounded work per request (meshplatform/json_input.py, routing/schema.py): checked right after
 # the JSON parse, before validation, on every JSON body the gateway accepts.
 MESH_MAX_JSON_DEPTH = env.int("MESH_MAX_JSON_DEPTH", default=64)

@@ -84,10 +84,7 @@ def cache_entry_name(plaintext: str) -> str:
 
 
 def worker_pids(server: GatewayServer) -> list[int]:
-    assert server.process is not None
-    children = psutil.Process(server.process.pid).children()
-    # uvicorn spawns its workers with multiprocessing (children also include its resource tracker).
-    return [child.pid for child in children if "spawn_main" in " ".join(child.cmdline())]
+    return server.worker_pids()
 
 
 def serving_pid(client: httpx.Client, pids: list[int]) -> int | None:

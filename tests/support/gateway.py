@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from simulator.server import free_port
 
@@ -54,9 +55,20 @@ class GatewayServer:
             "--log-level",
             "warning",
             "--lifespan",
-            "off",
+            "on",
+            # A worker that SIGHUP brings up may take a while to import on a loaded host.
+            "--timeout-worker-healthcheck",
+            "30",
         ]
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir, **self.env}
+        env = {
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+            # No load balancer to warn and nothing to wait for at a test's end (tests of the drain
+            # set their own).
+            "MESH_DRAIN_NOTICE_S": "0",
+            "MESH_DRAIN_TIMEOUT_S": "5",
+            **self.env,
+        }
         self.process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -81,6 +93,15 @@ class GatewayServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+    def worker_pids(self) -> list[int]:
+        """The uvicorn worker processes serving now (the master's spawned children), oldest first:
+        the order a SIGHUP to the master replaces them in."""
+        assert self.process is not None
+        children = psutil.Process(self.process.pid).children()
+        # uvicorn spawns its workers with multiprocessing (children also include its resource tracker).
+        workers = [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+        return [child.pid for child in sorted(workers, key=lambda child: (child.create_time(), child.pid))]
 
     def output(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
