@@ -115,5 +115,5 @@ async def _insert_directly(event: UsageEventData) -> None:
     except Exception:  # both Redis and PostgreSQL failed: the log line is the last copy of the event
         logger.exception("usage event LOST (Redis and database down): %s", event_encode(event).decode())
         return
-    if result.rejected:
+    if result.rejected or result.retired:
         logger.error("usage event refused by the database: %s", event_encode(event).decode())
