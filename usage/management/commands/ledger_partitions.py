@@ -52,7 +52,10 @@ class Command(AuditedCommand):
             retention = settings.MESH_LEDGER_RETENTION_MONTHS if months is None else months
             if retention <= 0:
                 raise CommandError("MESH_LEDGER_RETENTION_MONTHS is 0 (keep everything): pass --months N.")
-            for dropped in ledger_partitions_drop_expired(months=retention):
+            dropped_all = ledger_partitions_drop_expired(months=retention)
+            if not dropped_all:
+                self.stdout.write(f"dropped: none (no month ended {retention} whole months ago or more)")
+            for dropped in dropped_all:
                 self.stdout.write(
                     f"dropped {dropped.name}: {dropped.events} events, {dropped.cost_usd} USD "
                     "(their rollups kept)"
