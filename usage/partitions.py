@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from keys.audit import audit_record
@@ -101,6 +102,15 @@ def _lock_timeout(cursor: CursorWrapper) -> None:
     cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
 
 
+def _lock_timed_out(error: OperationalError, what: str) -> bool:
+    """Whether `error` is MESH_LEDGER_PARTITION_LOCK_TIMEOUT_S running out (logged: the next run
+    tries again); anything else is for the caller."""
+    if not isinstance(error.__cause__, psycopg.errors.LockNotAvailable):
+        return False
+    logger.warning("%s: the ledger stayed locked (a long query?); next run tries again", what)
+    return True
+
+
 def _default_months(cursor: CursorWrapper) -> set[datetime]:
     cursor.execute(
         f"SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') FROM {DEFAULT_PARTITION}"
@@ -145,7 +155,13 @@ def ledger_partitions_ensure(*, now: datetime | None = None, ahead: int | None =
     with connection.cursor() as cursor:
         wanted |= _default_months(cursor)
     existing = {partition.start for partition in ledger_partitions()}
-    created = [_partition_create(start) for start in sorted(wanted - existing)]
+    created = []
+    for start in sorted(wanted - existing):
+        try:
+            created.append(_partition_create(start))
+        except OperationalError as error:
+            if not _lock_timed_out(error, f"creating {partition_name(start)}"):
+                raise
     if created:
         logger.info("ledger partitions created: %s", ", ".join(created))
     return created
@@ -225,6 +241,16 @@ def ledger_partitions_drop_expired(
         stranded = {month for month in _default_months(cursor) if month < cutoff}
     existing = {partition.start for partition in ledger_partitions()}
     for start in sorted(stranded - existing):
-        _partition_create(start)
-    expired = [p for p in ledger_partitions() if p.end is not None and p.end <= cutoff]
-    return [_partition_drop(partition, months) for partition in expired]
+        try:
+            _partition_create(start)
+        except OperationalError as error:
+            if not _lock_timed_out(error, f"creating {partition_name(start)}"):
+                raise
+    dropped = []
+    for partition in [p for p in ledger_partitions() if p.end is not None and p.end <= cutoff]:
+        try:
+            dropped.append(_partition_drop(partition, months))
+        except OperationalError as error:
+            if not _lock_timed_out(error, f"dropping {partition.name}"):
+                raise
+    return dropped

@@ -80,9 +80,12 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
         "end": start + timedelta(days=1),
     }
     with transaction.atomic(), connection.cursor() as cursor:
+        # First the retention lock (a drop of its month waits until this commits), then the slice's:
+        # a drop takes them in that order too (it recomputes its month's stale slices), so the two
+        # never wait on each other crosswise.
+        horizon = retention_horizon(share_lock=True)
         if connection.vendor == "postgresql":  # SQLite (make run's embedded mode) serialises writers anyway
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(stale)])
-        horizon = retention_horizon(share_lock=True)  # a drop of its month waits until this commits
         if horizon is not None and start < horizon:
             logger.error(
                 "rollups of %s (tenant %s) kept as they are: retention dropped the events of that day",

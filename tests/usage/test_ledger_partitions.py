@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -312,3 +313,28 @@ def test_a_lifetime_cap_still_counts_the_dropped_months(
     ledger_partitions_drop_expired(months=3)
     assert not UsageEvent.objects.filter(request_id="req_life_old").exists()
     assert lifetime_total() == Decimal("1.875")
+
+
+def test_a_drop_blocked_by_a_long_query_gives_up_and_is_done_by_the_next_run(
+    acme_key: CreatedKey, past_partitions: list[dt.datetime], settings: Any
+) -> None:
+    """DETACH needs the ledger alone for an instant: behind a report still reading, it waits
+    MESH_LEDGER_PARTITION_LOCK_TIMEOUT_S, then leaves everything as it was for the next run."""
+    settings.MESH_LEDGER_PARTITION_LOCK_TIMEOUT_S = 0.2
+    usage_events_store(events=[event(acme_key, "req_block", OLDEST + dt.timedelta(days=1), cost="0.4")])
+    usage_rollups_refresh()
+    rollups = rollups_by_slice()
+    db = connection.settings_dict
+    reader = psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
+    )
+    try:
+        reader.execute(f"SELECT count(*) FROM {PARENT}")  # its transaction holds the ledger open
+        assert ledger_partitions_drop_expired(months=3) == []
+        assert partition_name(OLDEST) in partition_names()
+        assert partition_of("req_block") == [partition_name(OLDEST)]
+        assert not LedgerPartitionDrop.objects.exists() and rollups_by_slice() == rollups
+    finally:
+        reader.close()
+    assert partition_name(OLDEST) in {d.name for d in ledger_partitions_drop_expired(months=3)}
+    assert partition_name(OLDEST) not in partition_names() and rollups_by_slice() == rollups
