@@ -7,11 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -22,6 +23,8 @@ from tests.conftest import chat_body, gateway_env
 from tests.support.celery_worker import CeleryWorker
 from tests.support.waiting import wait_until
 from tests.usage.conftest import rollups_by_slice
+from usage.codec import event_encode
+from usage.flushing import RETIRED_REASON
 from usage.models import LedgerPartitionDrop, UsageDailyRollup, UsageEvent, UsageRollupStale
 from usage.partitions import (
     DEFAULT_PARTITION,
@@ -33,6 +36,7 @@ from usage.partitions import (
     month_start,
     partition_name,
 )
+from usage.recording import DEAD_LETTERS, PAYLOAD_FIELD, STREAM
 from usage.rollups import usage_rollups_refresh
 from usage.spend_rebuild import ledger_totals
 from usage.store import usage_events_store
@@ -278,6 +282,17 @@ def test_retention_drops_the_oldest_month_whole_and_keeps_its_rollups(
     result = usage_events_store(events=[event(acme_key, "req_ret_too_late", OLDEST + dt.timedelta(days=2))])
     assert [e.request_id for e in result.retired] == ["req_ret_too_late"] and result.stored == 0
     assert not UsageEvent.objects.filter(request_id="req_ret_too_late").exists()
+    # The same through the write-ahead stream: the flusher puts it with the dead letters, saying why.
+    stream = redis.Redis.from_url(settings.REDIS_URL)
+    late_again = event(acme_key, "req_ret_via_stream", OLDEST + dt.timedelta(days=2))
+    stream.xadd(STREAM, {PAYLOAD_FIELD: event_encode(late_again)})
+
+    def dead_letter() -> list[dict[bytes, bytes]]:
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], stream.xrange(DEAD_LETTERS))
+        return [fields for _, fields in entries if b"req_ret_via_stream" in fields[PAYLOAD_FIELD]]
+
+    assert wait_until(dead_letter, what="the late event set aside")[0][b"reason"] == RETIRED_REASON.encode()
+    assert not UsageEvent.objects.filter(request_id="req_ret_via_stream").exists()
     assert usage_totals(acme_http)["totals"] == before["totals"]
     assert ledger_partitions_drop_expired(months=3) == []  # nothing more to drop
     assert UsageDailyRollup.objects.filter(day__lt=MIDDLE.date()).count() == len(oldest_days)
