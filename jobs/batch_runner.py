@@ -108,6 +108,8 @@ class BatchRun:
             request_id=line.request_id,
             admitted=False,
             default_session_id=self.batch.id,
+            # A line run again (its worker died before its result was kept) bills the same row.
+            started_at=(self.batch.in_progress_at or self.batch.created_at).timestamp(),
         )
         while True:
             outcome = await self.run(work)

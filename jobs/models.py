@@ -31,8 +31,9 @@ class WebhookStatus(models.TextChoices):
 class Job(models.Model):
     """One `async_mode` chat completion: the admitted request, then its result or error envelope.
 
-    `request_id` is the submission's X-Request-Id; the usage event of the run carries it, so the
-    ledger's unique request_id makes a re-run after a crash bill nothing twice.
+    `request_id` is the submission's X-Request-Id; the usage event of the run carries it and
+    `created_at` as its start (jobs.runner), so the ledger's unique (request_id, created_at) makes a
+    re-run after a crash bill nothing twice.
     """
 
     id = models.CharField(primary_key=True, max_length=40, editable=False)

@@ -72,7 +72,12 @@ async def _work_of(claim: Claim) -> CompletionWork | None:
         return None
     key, key_hash = found
     return CompletionWork(
-        key=key, key_hash=key_hash, body=claim.job.request, request_id=claim.job.request_id, admitted=True
+        key=key,
+        key_hash=key_hash,
+        body=claim.job.request,
+        request_id=claim.job.request_id,
+        admitted=True,
+        started_at=claim.job.created_at.timestamp(),  # the submission's time, whichever run bills it
     )
 
 

@@ -26,6 +26,9 @@ class CompletionWork:
     request_id: str
     admitted: bool
     default_session_id: str | None = None
+    # The request's start (epoch s), fixed across runs: its usage event's created_at, so a run
+    # again after a take-over lands on the row of the first (usage.ledger.LedgerEntry).
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,11 @@ async def _completion_run(work: CompletionWork) -> CompletionOutcome:
         return await _refused(admission, work, error)
     try:
         result = await chat_completion(
-            admission=admission, chat=chat, request_id=work.request_id, accepted=work.admitted
+            admission=admission,
+            chat=chat,
+            request_id=work.request_id,
+            accepted=work.admitted,
+            started_at=work.started_at,
         )
     except GatewayError as error:
         return _failed(error, work)
@@ -78,7 +82,11 @@ async def _refused(admission: Admission, work: CompletionWork, error: GatewayErr
     """A line that is no valid request: recorded like the view records one (its one event)."""
     try:
         await request_refused(
-            admission=admission, request_id=work.request_id, error=error, session_id=_session_of(work)
+            admission=admission,
+            request_id=work.request_id,
+            error=error,
+            session_id=_session_of(work),
+            started_at=work.started_at,
         )
     except GatewayError as recorded:
         return _failed(recorded, work)
@@ -106,7 +114,9 @@ def _failed(error: GatewayError, work: CompletionWork) -> CompletionOutcome:
 async def cancelled_job_record(work: CompletionWork) -> CompletionOutcome:
     """A job cancelled before it ran: its one ledger entry (nothing billed), which also gives back
     the hard-cap hold its submission took."""
-    entry = LedgerEntry(key=work.key, request_id=work.request_id, session_id=_session_of(work))
+    entry = LedgerEntry(
+        key=work.key, request_id=work.request_id, session_id=_session_of(work), started_at=work.started_at
+    )
     model = work.body.get("model")
     entry.model_asked(model if isinstance(model, str) else "")
     await entry.failed(status=499, code="job_cancelled", cancelled=True)

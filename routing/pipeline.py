@@ -74,6 +74,7 @@ async def chat_completion(
     comparison_id: str | None = None,
     spend_gate: SpendGate | None = None,
     adapt: Callable[[list[Candidate]], list[Candidate]] | None = None,
+    started_at: float | None = None,
 ) -> ChatCompletionResult | CompletionStream | ChatAccepted:
     """Run `chat` for the admitted key: a `ChatCompletionResult`, or for `stream=True` an open
     `CompletionStream`; a refusal or failure is raised as a `GatewayError` (already recorded).
@@ -93,10 +94,16 @@ async def chat_completion(
     A compare's run of one model passes its `comparison_id` (recorded on its usage event) and a
     `spend_gate` that holds all the runs' costs at once (routing.compare.spend).
     `adapt` may swap the resolved candidates' adapters (the Responses API asks OpenAI natively).
+    `started_at` (epoch s) dates the usage event when the request began before this call (a job:
+    its submission), so every run of one request id writes the same ledger row.
     """
     key = admission.key
     entry = LedgerEntry(
-        key=key, request_id=request_id, session_id=chat.session_id, comparison_id=comparison_id
+        key=key,
+        request_id=request_id,
+        session_id=chat.session_id,
+        comparison_id=comparison_id,
+        started_at=started_at,
     )
     async with entry.guard():
         with tracing.request_span(request_id), admission.verdict() as limits:
@@ -163,11 +170,18 @@ async def request_refused(
     error: GatewayError,
     session_id: str | None = None,
     endpoint: str = DEFAULT_ENDPOINT,
+    started_at: float | None = None,
 ) -> NoReturn:
     """Refuse a request the caller could not run (a body that is not a valid request, a mode this
     deployment does not serve), on any endpoint: recorded like any refusal after authentication.
     The key's rate limit and spend cap refuse first, as they would a valid request."""
-    entry = LedgerEntry(key=admission.key, request_id=request_id, session_id=session_id, endpoint=endpoint)
+    entry = LedgerEntry(
+        key=admission.key,
+        request_id=request_id,
+        session_id=session_id,
+        endpoint=endpoint,
+        started_at=started_at,
+    )
     async with entry.guard():
         with admission.verdict():
             await spend_cap_check(key=admission.key)

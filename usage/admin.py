@@ -88,8 +88,8 @@ class UsageEventAdmin(TenantScopedAdminMixin, ReadOnlyAdmin):
         TenantFilter, OutcomeFilter, ("created_at", admin.DateFieldListFilter), EndpointFilter, "streamed",
         "sanitized",
     ]  # fmt: skip
-    # Exact matches only: each hits an index (request_id unique, session_id and comparison_id
-    # indexed) at any ledger size.
+    # Exact matches only: each hits an index (request_id the unique (request_id, created_at) one,
+    # session_id and comparison_id their own) at any ledger size.
     search_fields = ["=request_id", "=session_id", "=comparison_id"]
     search_help_text = "An exact request_id (req_…), session_id or comparison_id (cmp_…)."
     list_select_related = ["tenant", "api_key"]

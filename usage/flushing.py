@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 GROUP = "ledger-flushers"
 DEAD_LETTERS_MAXLEN = 100_000
 IDLE_CONSUMER_MS = 3_600_000  # consumers with nothing pending, idle this long, are forgotten
+RETIRED_REASON = "dated before the ledger's retention horizon: its month was dropped (usage.retention)"
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
@@ -126,6 +127,7 @@ def _flush_entries(redis: SyncRedis, entries: list[Entry], result: FlushResult) 
             dead.append((raw, str(error)))
     stored = usage_events_store(events=events)  # raises on database outage: entries stay pending
     dead += [(event_encode(event), "refused by the database") for event in stored.rejected]
+    dead += [(event_encode(event), RETIRED_REASON) for event in stored.retired]
     ids = [entry_id for entry_id, _ in entries]
     with redis.pipeline(transaction=True) as pipe:
         for raw, reason in dead:

@@ -95,6 +95,7 @@ class LedgerEntry:
 
     __slots__ = (
         "_billed",
+        "_clock",
         "_final",
         "_noted",
         "_served_by",
@@ -130,7 +131,13 @@ class LedgerEntry:
         self.request_id = request_id
         self.session_id = session_id
         self.comparison_id = comparison_id  # one model's run of a POST /v1/compare
-        self.started_at = time.time() if started_at is None else started_at
+        # When this run began (latency, time to first token)...
+        self._clock = time.time()
+        # ...and when the request did: its events' created_at (the ledger's partition key, half of
+        # its unique (request_id, created_at)) and its spend period. One value per request id, so
+        # every entry written for it, from the in-flight note to the final one, lands on the same
+        # row; a job run again after a take-over passes its submission's (routing.background).
+        self.started_at = self._clock if started_at is None else started_at
         self.model_requested = ""
         self.template_id: str | None = None
         self.template_version: int | None = None
@@ -328,4 +335,4 @@ class LedgerEntry:
         )
 
     def _elapsed_ms(self) -> int:
-        return int((time.time() - self.started_at) * 1000)
+        return int((time.time() - self._clock) * 1000)

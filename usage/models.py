@@ -8,9 +8,19 @@ from keys.models import ApiKey, Tenant
 
 
 class UsageEvent(models.Model):
-    """One authenticated request, whatever its outcome; `request_id` is unique, so it is written once."""
+    """One authenticated request, whatever its outcome; written once per `request_id`.
 
-    request_id = models.CharField(max_length=40, unique=True)
+    On PostgreSQL the table is partitioned by month of `created_at` (usage.partitions), and a
+    unique constraint there must include the partition key: uniqueness is (request_id,
+    created_at). That is still one row per request because `created_at` is the request's start,
+    fixed once per request id and carried by every entry written for it (the in-flight note,
+    a stream's provisional entries, the final one, a job's re-run after a take-over: see
+    usage.ledger.LedgerEntry). The database's primary key is (id, created_at) for the same
+    reason; `id` alone stays unique (one identity sequence), which is what Django relies on.
+    """
+
+    # No index of its own: the unique (request_id, created_at) index serves lookups by request_id.
+    request_id = models.CharField(max_length=40)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
     session_id = models.CharField(max_length=256, blank=True, default="")
@@ -68,6 +78,10 @@ class UsageEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # The flusher's ON CONFLICT target: a duplicate delivery of an entry stores nothing.
+            models.UniqueConstraint(fields=["request_id", "created_at"], name="usage_event_request_unique"),
+        ]
         indexes = [
             # Rollup recompute and tenant-scoped listings: one tenant's events in a time range.
             models.Index(fields=["tenant", "created_at"]),
@@ -149,6 +163,29 @@ class UsageRollupStale(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "tenant"], name="usage_stale_slice_unique")]
+
+
+class LedgerPartitionDrop(models.Model):
+    """A month of events dropped by the ledger's retention (usage.partitions): its partition was
+    detached and dropped whole, its rollups kept. Also the retention horizon: no event dated
+    before the latest `range_end` is stored again, and no rollup of such a day is recomputed
+    (its events are gone: a recompute would wipe what the rollups still hold)."""
+
+    partition = models.CharField(max_length=63, unique=True)
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField(db_index=True)
+    events = models.BigIntegerField(help_text="Rows the partition held when it was dropped.")
+    cost_usd = models.DecimalField(
+        max_digits=22, decimal_places=9, help_text="Their cost (the rollups of those days keep it)."
+    )
+    retention_months = models.PositiveIntegerField()
+    dropped_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-range_end"]
+
+    def __str__(self) -> str:
+        return self.partition
 
 
 class UsageReport(UsageDailyRollup):

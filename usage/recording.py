@@ -8,9 +8,10 @@ with the request's billing script and with concurrent requests' writes (auto-pip
 `meshplatform.redis_batch`), each caller still waiting for its own reply. Once
 XADD returned, the event no longer depends on the web process: `usage.flushing` (a Celery
 task on beat, every MESH_USAGE_FLUSH_INTERVAL_S) reads the stream through a consumer group,
-bulk-inserts with ON CONFLICT (request_id) DO NOTHING, then XACKs and XDELs. A flusher killed
+bulk-inserts with ON CONFLICT DO NOTHING, then XACKs and XDELs. A flusher killed
 between its insert and its XACK leaves the entries pending; another one takes them over
-with XAUTOCLAIM and inserts them again, which the unique request_id turns into a no-op. So
+with XAUTOCLAIM and inserts them again, which the unique (request_id, created_at) turns into a
+no-op (created_at is the request's start, the same in every entry of a request: usage.models). So
 an event is written at least once to the stream and exactly once to the table.
 
 The alternatives were worse on one side or the other: a synchronous INSERT costs the request
@@ -122,5 +123,5 @@ async def _insert_directly(event: UsageEventData) -> None:
     except Exception:  # both Redis and PostgreSQL failed: the log line is the last copy of the event
         logger.exception("usage event LOST (Redis and database down): %s", event_encode(event).decode())
         return
-    if result.rejected:
+    if result.rejected or result.retired:
         logger.error("usage event refused by the database: %s", event_encode(event).decode())

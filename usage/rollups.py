@@ -13,6 +13,7 @@ before commit, so a slow transaction can commit an id below a watermark already 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ from typing import Any
 from django.db import connection, transaction
 
 from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupStale
+from usage.retention import retention_horizon
+
+logger = logging.getLogger(__name__)
 
 ROLLUPS = UsageDailyRollup._meta.db_table
 KEY_ROLLUPS = UsageDailyKeyRollup._meta.db_table
@@ -63,7 +67,11 @@ def _lock_key(stale: StaleSlice) -> int:
 
 
 def rollup_slice_recompute(*, stale: StaleSlice) -> None:
-    """Replace one (day, tenant)'s rollups with sums of its events; clear the mark if no write came since."""
+    """Replace one (day, tenant)'s rollups with sums of its events; clear the mark if no write came since.
+
+    A day before the retention horizon is never recomputed: its events were dropped with their
+    month's partition and its rollups are all that is left (usage.retention); its mark is cleared.
+    """
     start = datetime.combine(stale.day, time.min, tzinfo=UTC)
     params: dict[str, Any] = {
         "day": stale.day,
@@ -72,8 +80,23 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
         "end": start + timedelta(days=1),
     }
     with transaction.atomic(), connection.cursor() as cursor:
+        # First the retention lock (a drop of its month waits until this commits), then the slice's:
+        # a drop takes them in that order too (it recomputes its month's stale slices), so the two
+        # never wait on each other crosswise.
+        horizon = retention_horizon(share_lock=True)
         if connection.vendor == "postgresql":  # SQLite (make run's embedded mode) serialises writers anyway
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(stale)])
+        if horizon is not None and start < horizon:
+            logger.error(
+                "rollups of %s (tenant %s) kept as they are: retention dropped the events of that day",
+                stale.day,
+                stale.tenant_id,
+            )
+            cursor.execute(
+                f"DELETE FROM {STALE} WHERE tenant_id = %s AND day = %s AND generation = %s",
+                [stale.tenant_id, stale.day, stale.generation],
+            )
+            return
         for table in (ROLLUPS, KEY_ROLLUPS):
             cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND day = %(day)s", params)
         cursor.execute(_RECOMPUTE_SQL, params)

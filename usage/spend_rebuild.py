@@ -5,36 +5,60 @@ The ledger's totals are summed here; the counters are keys' (`keys.spend.spend_c
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from celery import shared_task
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
 from keys.models import SpendPeriod
 from keys.spend import SpendTotal, period_start, spend_counters_raise_to, to_nano_usd
-from usage.models import UsageEvent
+from usage.models import UsageDailyKeyRollup, UsageEvent
+from usage.retention import retention_horizon
+
+
+def _sums(rows: QuerySet[UsageEvent] | QuerySet[UsageDailyKeyRollup], period: str) -> list[SpendTotal]:
+    per_key = (
+        rows.filter(api_key__spend_cap_period=period)
+        .values_list("tenant_id", "api_key_id")
+        .annotate(total=Sum("cost_usd"))
+    )
+    totals = [SpendTotal(tenant_id, key_id, period, total) for tenant_id, key_id, total in per_key]
+    per_tenant = (
+        rows.filter(tenant__spend_cap_period=period).values_list("tenant_id").annotate(total=Sum("cost_usd"))
+    )
+    return totals + [SpendTotal(tenant_id, None, period, total) for tenant_id, total in per_tenant]
 
 
 def ledger_totals(*, now: datetime) -> list[SpendTotal]:
-    """Every key's and tenant's ledger total for its current cap period."""
+    """Every key's and tenant's ledger total for its current cap period.
+
+    Where the period reaches back past the retention horizon (a lifetime cap, once retention
+    dropped a month), the dropped days count by their rollups, which hold those events' sums
+    exactly (usage.partitions rolls a month up before dropping it, and never recomputes it after).
+    """
+    horizon = retention_horizon()
     totals: list[SpendTotal] = []
     for period in SpendPeriod.values:
         since = period_start(period, now)
-        events = (
-            UsageEvent.objects.all() if since is None else UsageEvent.objects.filter(created_at__gte=since)
-        )
-        per_key = (
-            events.filter(api_key__spend_cap_period=period)
-            .values_list("tenant_id", "api_key_id")
-            .annotate(total=Sum("cost_usd"))
-        )
-        totals += [SpendTotal(tenant_id, key_id, period, total) for tenant_id, key_id, total in per_key]
-        per_tenant = (
-            events.filter(tenant__spend_cap_period=period)
-            .values_list("tenant_id")
-            .annotate(total=Sum("cost_usd"))
-        )
-        totals += [SpendTotal(tenant_id, None, period, total) for tenant_id, total in per_tenant]
+        if horizon is None or (since is not None and since >= horizon):
+            events = (
+                UsageEvent.objects.all()
+                if since is None
+                else UsageEvent.objects.filter(created_at__gte=since)
+            )
+            totals += _sums(events, period)
+            continue
+        dropped = UsageDailyKeyRollup.objects.filter(day__lt=horizon.date())
+        if since is not None:
+            dropped = dropped.filter(day__gte=since.date())
+        summed: defaultdict[tuple[int, int | None], Decimal] = defaultdict(Decimal)
+        for total in _sums(UsageEvent.objects.filter(created_at__gte=horizon), period) + _sums(
+            dropped, period
+        ):
+            summed[total.tenant_id, total.key_id] += total.usd
+        totals += [SpendTotal(tenant_id, key_id, period, usd) for (tenant_id, key_id), usd in summed.items()]
     return totals
 
 

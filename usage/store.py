@@ -10,6 +10,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 
 from usage.codec import event_needs_escaping, event_row
 from usage.models import UsageEvent, UsageRollupStale
+from usage.retention import retention_horizon
 from usage.types import UsageEventData
 
 logger = logging.getLogger(__name__)
@@ -28,10 +29,17 @@ class StoreResult:
     rejected: list[UsageEventData] = field(default_factory=list)
     # Stored with values escaped (see usage.codec): their request ids, for the operator's count.
     sanitized: list[str] = field(default_factory=list)
+    # Dated before the retention horizon (usage.retention): not stored, to be set aside.
+    retired: list[UsageEventData] = field(default_factory=list)
+
+
+def event_time(event: UsageEventData) -> datetime:
+    """The row's created_at, and so its partition: the request's start (usage.ledger)."""
+    return datetime.fromtimestamp(event.started_at, UTC)
 
 
 def event_day(event: UsageEventData) -> date:
-    return datetime.fromtimestamp(event.started_at, UTC).date()
+    return event_time(event).date()
 
 
 def _mark_stale(slices: set[tuple[date, int]]) -> None:
@@ -91,14 +99,31 @@ def _replace_provisional(events: list[UsageEventData]) -> None:
     UsageEvent.objects.bulk_update(rows, _FINAL_FIELDS)
 
 
-def _insert(events: list[UsageEventData]) -> None:
+def _insert(events: list[UsageEventData]) -> list[UsageEventData]:
     """One transaction: the events (a request_id already present is skipped, except that a final
-    entry or a later progress update replaces a stream's provisional one) and their stale marks."""
+    entry or a later progress update replaces a stream's provisional one) and their stale marks.
+    Returns the events not stored because retention dropped their month (usage.retention).
+
+    Skipping works through the unique (request_id, created_at): every entry of a request carries
+    its start as created_at, so a duplicate delivery conflicts with the row already there."""
     events = _latest_per_request(events)
     with transaction.atomic():
+        horizon = retention_horizon(share_lock=True)
+        retired = [e for e in events if horizon is not None and event_time(e) < horizon]
+        if retired:
+            events = [e for e in events if e not in retired]
         UsageEvent.objects.bulk_create([event_row(event) for event in events], ignore_conflicts=True)
         _replace_provisional(events)
-        _mark_stale({(event_day(event), event.tenant_id) for event in events})
+        if events:
+            _mark_stale({(event_day(event), event.tenant_id) for event in events})
+    if retired:
+        logger.error(
+            "%d usage events dated before the ledger's retention horizon %s set aside: %s",
+            len(retired),
+            horizon,
+            ", ".join(event.request_id for event in retired[:20]),
+        )
+    return retired
 
 
 def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
@@ -111,7 +136,7 @@ def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
     if not events:
         return StoreResult()
     try:
-        _insert(events)
+        retired = _insert(events)
         sanitized = [event.request_id for event in events if event_needs_escaping(event)]
         if sanitized:
             logger.warning(
@@ -119,7 +144,7 @@ def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
                 len(sanitized),
                 ", ".join(sanitized[:20]),
             )
-        return StoreResult(stored=len(events), sanitized=sanitized)
+        return StoreResult(stored=len(events) - len(retired), sanitized=sanitized, retired=retired)
     except (IntegrityError, DataError) as error:  # the data, not the database: find the culprit
         if len(events) == 1:
             logger.error("usage event %s refused by the database: %s", events[0].request_id, error)
@@ -130,4 +155,5 @@ def usage_events_store(*, events: list[UsageEventData]) -> StoreResult:
         result.stored += single.stored
         result.rejected += single.rejected
         result.sanitized += single.sanitized
+        result.retired += single.retired
     return result

@@ -213,6 +213,20 @@ MESH_STREAM_MAX_S = env.float("MESH_STREAM_MAX_S", default=3600.0)
 MESH_STREAM_FINALISE_GRACE_S = env.float("MESH_STREAM_FINALISE_GRACE_S", default=120.0)
 MESH_STREAM_FINALISE_INTERVAL_S = env.float("MESH_STREAM_FINALISE_INTERVAL_S", default=60.0)
 
+# The ledger's monthly partitions (PostgreSQL, usage/partitions.py): beat keeps the current month's
+# and MESH_LEDGER_PARTITIONS_AHEAD more ready, and drops a month's events whole once
+# MESH_LEDGER_RETENTION_MONTHS whole months have passed since it ended (0: keep everything). The
+# daily rollups of dropped months are kept, so reports over them are unchanged.
+MESH_LEDGER_RETENTION_MONTHS = env.int("MESH_LEDGER_RETENTION_MONTHS", default=0)
+if MESH_LEDGER_RETENTION_MONTHS < 0:
+    raise ImproperlyConfigured("MESH_LEDGER_RETENTION_MONTHS must be 0 (keep everything) or more")
+MESH_LEDGER_PARTITIONS_AHEAD = env.int("MESH_LEDGER_PARTITIONS_AHEAD", default=3)
+if MESH_LEDGER_PARTITIONS_AHEAD < 1:
+    raise ImproperlyConfigured("MESH_LEDGER_PARTITIONS_AHEAD must be 1 or more")
+# How long creating or dropping a partition waits for the ledger's lock before trying next run.
+MESH_LEDGER_PARTITION_LOCK_TIMEOUT_S = env.float("MESH_LEDGER_PARTITION_LOCK_TIMEOUT_S", default=5.0)
+MESH_LEDGER_PARTITIONS_INTERVAL_S = env.float("MESH_LEDGER_PARTITIONS_INTERVAL_S", default=3600.0)
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Usage events from the Redis write-ahead stream into PostgreSQL; stale runs expire unrun.
     "usage-flush": {
@@ -239,6 +253,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "jobs.sweep",
         "schedule": env.float("MESH_JOBS_SWEEP_INTERVAL_S", default=30.0),
         "options": {"expires": 60.0},
+    },
+    # The ledger's partitions: next months' created ahead, then months past retention dropped.
+    "usage-ledger-partitions": {
+        "task": "usage.ledger_partitions",
+        "schedule": MESH_LEDGER_PARTITIONS_INTERVAL_S,
+        "options": {"expires": MESH_LEDGER_PARTITIONS_INTERVAL_S},
     },
     # Heals spend counters after a Redis flush or outage (raises them to the ledger's totals).
     "usage-spend-counters-rebuild": {"task": "usage.spend_counters_rebuild", "schedule": 300.0},
