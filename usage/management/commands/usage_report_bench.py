@@ -10,8 +10,11 @@ a database of its own (DATABASE_URL=…/mesh_report_bench): it adds rows and nev
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -20,8 +23,12 @@ from django.db import connection, transaction
 from django.test import Client
 
 from keys.models import ApiKey, Tenant
+from usage.admin_report import REPORT_DEFAULT_DAYS
 from usage.models import UsageEvent, UsageRollupStale
+from usage.report_page import REPORT_GROUPS_SHOWN, TOP_ROWS, TOP_TABLES
 from usage.rollups import usage_rollups_refresh
+from usage.selectors import usage_report, usage_spend_by_day, usage_stale_days
+from usage.types import GroupBy, UsageFilter
 
 TENANTS, KEYS_PER_TENANT, SESSIONS, DAYS = 20, 10, 50_000, 30
 MODELS = ["openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4.1", "openai/gpt-4.1-mini",
@@ -68,11 +75,15 @@ class Command(BaseCommand):
             "bench-finance", password=None
         )
         client.force_login(user)
+        groupings: tuple[GroupBy, ...] = ("day", "tenant", "model", "key", "session_id")
         for stale in (False, True):
             if stale:
                 self._mark_today_stale()
-            for group_by in ("day", "tenant", "model", "key", "session_id"):
+            for group_by in groupings:
                 self._time(client, f"group_by={group_by}&stack_by=tenant", options["runs"], stale)
+        self.stdout.write("each selector the page calls (with today's tail), median ms:")
+        for group_by in groupings:
+            self._time_selectors(group_by, options["runs"])
 
     def _seed(self, events: int) -> None:
         started = time.monotonic()
@@ -131,6 +142,36 @@ class Command(BaseCommand):
             created_at__date=time.strftime("%Y-%m-%d", time.gmtime())
         ).count()
         self.stdout.write(f"today's slices marked stale: the tail holds {stale_events:,} events")
+
+    def _time_selectors(self, group_by: GroupBy, runs: int) -> None:
+        """The page's selector calls one by one (report_page_build's), each timed on its own."""
+        today = time.gmtime()
+        date_to = dt.date(today.tm_year, today.tm_mon, today.tm_mday)
+        usage_filter = UsageFilter(
+            tenant_id=None, date_from=date_to - dt.timedelta(days=REPORT_DEFAULT_DAYS - 1), date_to=date_to
+        )
+        calls: dict[str, Callable[[], object]] = {
+            f"main {group_by}": lambda: usage_report(
+                usage_filter=usage_filter, group_by=group_by, limit=REPORT_GROUPS_SHOWN
+            )
+        }
+        for top_by, title in TOP_TABLES:
+            if top_by != group_by:
+                calls[title.lower()] = partial(
+                    usage_report, usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS
+                )
+        calls["chart"] = partial(usage_spend_by_day, usage_filter=usage_filter, series="tenant")
+        calls["stale"] = partial(usage_stale_days, usage_filter=usage_filter)
+        timings: list[str] = []
+        for name, call in calls.items():
+            call()  # warm-up
+            runs_ms = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                call()
+                runs_ms.append((time.perf_counter() - started) * 1000)
+            timings.append(f"{name} {statistics.median(runs_ms):.1f}")
+        self.stdout.write(f"  group_by={group_by:<11} " + " · ".join(timings))
 
     def _time(self, client: Client, query: str, runs: int, stale: bool) -> None:
         url = f"/admin/usage/usagereport/?{query}"  # the default range: the last 30 days
