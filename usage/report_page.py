@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from usage.charts import bucket_label, bucket_of, buckets_build, spend_chart_svg
 from usage.money import share
-from usage.selectors import usage_report, usage_spend_by_day, usage_stale_days
+from usage.selectors import usage_report, usage_spend_by_day, usage_stale_days, usage_top_groups
 from usage.types import GroupBy, UsageFilter, UsageGroup, UsageTotals
 
 REPORT_GROUPS_SHOWN = 500
@@ -91,10 +91,11 @@ def report_page_build(
     tops = []
     for top_by, title in TOP_TABLES:
         if top_by == group_by:  # the main table already holds these, largest first
-            report = main_report
-        else:
-            report = usage_report(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
-        tops.append(Table(title, top_by, _rows(top_by, report.groups[:TOP_ROWS], whole), report.group_count))
+            groups, group_count = main_report.groups[:TOP_ROWS], main_report.group_count
+        else:  # a top ten needs no totals (the main report's) nor a count of every group
+            groups = usage_top_groups(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
+            group_count = len(groups)
+        tops.append(Table(title, top_by, _rows(top_by, groups, whole), group_count))
     points = usage_spend_by_day(usage_filter=usage_filter, series=stack_by)
     buckets, series = buckets_build(points, usage_filter.date_from, usage_filter.date_to, bucket)
     title = f"Spend per {bucket} by {stack_by}, {bucket_label(usage_filter.date_from, 'day')} – " \
