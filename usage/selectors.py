@@ -233,6 +233,11 @@ def usage_top_groups(*, usage_filter: UsageFilter, group_by: GroupBy, limit: int
     return [_group_of(group_by, row) for row in rows]
 
 
+def usage_totals(*, usage_filter: UsageFilter) -> UsageTotals:
+    """The range's totals, grouped by tenant to read the session-free rollups (a few rows a day)."""
+    return usage_report(usage_filter=usage_filter, group_by="tenant", limit=1).totals
+
+
 def usage_report(
     *, usage_filter: UsageFilter, group_by: GroupBy, offset: int = 0, limit: int | None = None
 ) -> UsageReport:
