@@ -17,9 +17,7 @@ import pytest
 from keys.models import Tenant
 from keys.services import CreatedKey
 from tests.support.gateway import GatewayServer
-from tests.usage.conftest import admin_login
-from tests.usage.test_finance_admin import make_staff
-from tests.usage.test_session_month_rollup import history, sessions_from_events, today
+from tests.usage.conftest import admin_login, history, make_staff, sessions_from_events, today
 from usage.money import share
 from usage.rollups import usage_rollups_refresh
 from usage.store import usage_events_store

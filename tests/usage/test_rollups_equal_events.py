@@ -26,12 +26,13 @@ from tests.support.ledger import LedgerFlusher
 from tests.usage.conftest import (
     event_sums,
     key_rollups_by_slice,
+    month_rollups,
+    months_from_events,
     rollup_sums,
     rollups_by_slice,
     session_rollups_without_session,
     wait_until,
 )
-from tests.usage.test_session_month_rollup import month_rollups, months_from_events
 from usage.models import UsageEvent, UsageRollupStale
 from usage.recording import STREAM
 from usage.tasks import usage_rollups_recompute

@@ -8,9 +8,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import random
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
@@ -21,88 +18,23 @@ import pytest
 from keys.models import Tenant
 from keys.services import CreatedKey
 from tests.support.gateway import GatewayServer
-from tests.usage.conftest import admin_login
-from tests.usage.test_finance_admin import make_staff
+from tests.usage.conftest import (
+    DAY_S,
+    Sums,
+    admin_login,
+    history,
+    make_staff,
+    month_rollups,
+    months_from_events,
+    sessions_from_events,
+    today,
+    usage_event,
+)
 from usage.models import UsageEvent, UsageMonthlySessionRollup, UsageRollupStale
 from usage.rollups import usage_rollups_refresh
 from usage.store import usage_events_store
-from usage.types import TokenUsage, UsageEventData
 
 TABLE_CSV = "/admin/usage/usagereport/table.csv"
-DAY_S = 86400
-Sums = tuple[int, int, int, int, int, Decimal]
-
-
-def usage_event(
-    key: CreatedKey, *, days_ago: float, session: str, cost: Decimal, failed: bool = False
-) -> UsageEventData:
-    return UsageEventData(
-        request_id=f"req_{uuid.uuid4().hex}",
-        tenant_id=key.api_key.tenant_id,
-        key_id=key.api_key.pk,
-        model_requested="openai/gpt-4o-mini",
-        model_served="openai/gpt-4o-mini",
-        session_id=session or None,
-        started_at=time.time() - days_ago * DAY_S,
-        tokens=TokenUsage(prompt_tokens=int(cost * 10**7) % 900 + 1, completion_tokens=7, cached_tokens=1),
-        cost_usd=cost,
-        http_status=502 if failed else 200,
-    )
-
-
-def history(key: CreatedKey, sessions: list[str], *, seed: int, count: int = 120) -> list[UsageEventData]:
-    """`count` events over the last 75 days (three calendar months or four), sessions drawn from
-    `sessions`, costs to the nano-dollar."""
-    rng = random.Random(seed)
-    return [
-        usage_event(
-            key,
-            days_ago=rng.uniform(0, 75),
-            session=rng.choice(sessions),
-            cost=Decimal(rng.randint(1, 5_000_000)) / Decimal(10**9),
-            failed=rng.random() < 0.1,
-        )
-        for _ in range(count)
-    ]
-
-
-def _sums(events: list[UsageEvent]) -> Sums:
-    return (
-        len(events), sum(e.http_status >= 400 for e in events), sum(e.prompt_tokens for e in events),
-        sum(e.completion_tokens for e in events), sum(e.cached_tokens for e in events),
-        sum((e.cost_usd for e in events), Decimal(0)),
-    )  # fmt: skip
-
-
-def months_from_events() -> dict[tuple[dt.date, int, str], Sums]:
-    """What the monthly session rollup must hold, summed here in Python from the events."""
-    grouped: dict[tuple[dt.date, int, str], list[UsageEvent]] = {}
-    for e in UsageEvent.objects.all():
-        month = e.created_at.astimezone(dt.UTC).date().replace(day=1)
-        grouped.setdefault((month, e.tenant_id, e.session_id), []).append(e)
-    return {slice_: _sums(events) for slice_, events in grouped.items()}
-
-
-def month_rollups() -> dict[tuple[dt.date, int, str], Sums]:
-    return {
-        (r.month, r.tenant_id, r.session_id): (
-            r.requests, r.errors, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd,
-        )
-        for r in UsageMonthlySessionRollup.objects.all()
-    }  # fmt: skip
-
-
-def sessions_from_events(
-    date_from: dt.date, date_to: dt.date, tenant: Tenant | None = None
-) -> dict[str, Sums]:
-    """Per session_id over the range (sessions of the same name in two tenants summed, as finance's
-    all-tenant report groups them), from the events."""
-    grouped: dict[str, list[UsageEvent]] = {}
-    events = UsageEvent.objects.all() if tenant is None else UsageEvent.objects.filter(tenant=tenant)
-    for e in events:
-        if date_from <= e.created_at.astimezone(dt.UTC).date() <= date_to:
-            grouped.setdefault(e.session_id or "(none)", []).append(e)
-    return {session: _sums(events) for session, events in grouped.items()}
 
 
 def sessions_of_table_csv(
@@ -125,10 +57,6 @@ def sessions_of_table_csv(
     summed = [sum(column) for column in zip(*table.values(), strict=True)] if table else [0] * 6
     assert summed == list(total), (summed, total)  # the page's total is its rows' sum
     return table
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 def report_ranges() -> list[tuple[str, dt.date, dt.date]]:
