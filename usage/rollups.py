@@ -135,3 +135,30 @@ def usage_rollups_refresh(*, limit: int | None = None) -> int:
     for stale in slices:
         rollup_slice_recompute(stale=stale)
     return len(slices)
+
+
+# Every month's per-session sums from the daily session grain, as migration 0010 backfilled them.
+_MONTHS_REBUILD_SQL = f"""
+INSERT INTO {MONTH_ROLLUPS} (month, tenant_id, session_id, requests, errors, prompt_tokens,
+                             completion_tokens, cached_tokens, cost_usd)
+SELECT {{month}}, tenant_id, session_id, sum(requests), sum(errors), sum(prompt_tokens),
+       sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+FROM {ROLLUPS}
+GROUP BY {{month}}, tenant_id, session_id
+"""
+_MONTH_OF_DAY = {"postgresql": "date_trunc('month', day)::date", "sqlite": "date(day, 'start of month')"}
+
+
+def session_months_rebuild() -> int:
+    """Recompute the monthly session rollup whole from the daily session grain; returns its rows.
+
+    For an operator, should the months ever disagree with their days: e.g. after a worker of a
+    release before the monthly rollup recomputed days during the upgrade (it left the months
+    untouched). The table is locked against the aggregator's updates meanwhile (it waits for an
+    update in progress, whose days it then reads)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {MONTH_ROLLUPS} IN EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {MONTH_ROLLUPS}")
+        cursor.execute(_MONTHS_REBUILD_SQL.format(month=_MONTH_OF_DAY[connection.vendor]))
+        return int(cursor.rowcount)

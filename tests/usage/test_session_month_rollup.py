@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from django.core.management import call_command
 
 from keys.models import Tenant
 from keys.services import CreatedKey
@@ -205,3 +206,20 @@ def test_two_tenants_never_see_each_others_sessions(
         assert by_admin == asked_for_globex == acme_expected, name
         assert api_sessions(api_url, acme_key, date_from, date_to) == acme_expected, name
         assert "globex-secret" not in by_admin, name
+
+
+def test_the_rebuild_command_puts_months_back_in_line_with_their_days(
+    acme_key: CreatedKey, globex_key: CreatedKey
+) -> None:
+    usage_events_store(events=history(acme_key, ["checkout", "shared"], seed=9, count=60))
+    usage_events_store(events=history(globex_key, ["shared"], seed=10, count=60))
+    usage_rollups_refresh()
+    # Drift, as a worker of a release without the monthly rollup would leave it.
+    UsageMonthlySessionRollup.objects.filter(session_id="checkout").delete()
+    UsageMonthlySessionRollup.objects.filter(session_id="shared").update(requests=999)
+    out = io.StringIO()
+
+    call_command("usage_session_months_rebuild", stdout=out)
+
+    assert month_rollups() == months_from_events()
+    assert f"rebuilt: {len(months_from_events()):,} rows" in out.getvalue()
