@@ -134,10 +134,7 @@ _ROLLUP_SUMS = {name: Sum(name) for name in METRICS}
 _EVENT_COLUMNS: dict[str, Any] = {
     "one_request": Value(1),
     "one_error": Case(When(http_status__gte=400, then=Value(1)), default=Value(0)),
-    **{
-        f"event_{name}": F(name)
-        for name in ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
-    },
+    **{f"event_{name}": F(name) for name in METRICS[2:]},
 }
 _EVENT_SUMS = {
     "requests": Count("id"),
