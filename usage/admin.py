@@ -15,7 +15,7 @@ from keys.admin_scoping import TenantScopedAdminMixin
 from keys.models import Tenant
 from usage.admin_report import PRESETS, ReportForm, usage_csv_stream, usage_scope_of
 from usage.models import UsageEvent, UsageReport
-from usage.report_page import report_page_build, report_page_csv
+from usage.report_page import TOP_TABLES, report_page_build, report_page_csv, report_top_table
 
 
 class TenantFilter(admin.SimpleListFilter):
@@ -123,6 +123,7 @@ class UsageReportAdmin(ReadOnlyAdmin):
         return [
             path("csv/", site.admin_view(self.csv_view), name="usage_usagereport_csv"),
             path("table.csv", site.admin_view(self.table_csv_view), name="usage_usagereport_table_csv"),
+            path("top/", site.admin_view(self.top_table_view), name="usage_usagereport_top"),
             path("", site.admin_view(self.changelist_view), name="usage_usagereport_changelist"),
         ]
 
@@ -168,8 +169,22 @@ class UsageReportAdmin(ReadOnlyAdmin):
                 page=self._page(form),
                 csv_url=f"{reverse('admin:usage_usagereport_csv')}?{request.GET.urlencode()}",
                 table_csv_url=f"{reverse('admin:usage_usagereport_table_csv')}?{request.GET.urlencode()}",
+                top_url=f"{reverse('admin:usage_usagereport_top')}?{request.GET.urlencode()}",
             )
         return TemplateResponse(request, "admin/usage/report.html", context)
+
+    def top_table_view(self, request: HttpRequest) -> HttpResponse:
+        """One top table of the report (?top=session_id and the report's filters) as an HTML
+        fragment: the page fetches the tables it defers (report_page.DEFERRED_TOPS)."""
+        form = self._form(request)
+        top_by = request.GET.get("top", "")
+        if top_by not in dict(TOP_TABLES):
+            return HttpResponse(f"top must be one of {', '.join(dict(TOP_TABLES))}.", status=400,
+                                content_type="text/plain")  # fmt: skip
+        if not form.is_valid():
+            return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+        table = report_top_table(usage_filter=form.usage_filter(), top_by=top_by)
+        return TemplateResponse(request, "admin/usage/report_top.html", {"table": table})
 
     def table_csv_view(self, request: HttpRequest) -> HttpResponseBase:
         """The page's main table and total as CSV, exactly the rows shown, with raw decimals."""

@@ -96,19 +96,27 @@ class UsageEvent(models.Model):
         return self.request_id
 
 
-class RollupSums(models.Model):
+class RollupTotals(models.Model):
     """What a rollup row sums (the same for every grain)."""
 
-    day = models.DateField()
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
-    model = models.CharField(max_length=200, blank=True, default="", help_text="Served, else asked.")
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=22, decimal_places=9, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class RollupSums(RollupTotals):
+    """The daily grains' slice columns: a UTC day of one tenant's key and model."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
+    model = models.CharField(max_length=200, blank=True, default="", help_text="Served, else asked.")
 
     class Meta:
         abstract = True
@@ -151,6 +159,30 @@ class UsageDailyKeyRollup(RollupSums):
             models.Index(fields=["day"], name="usage_key_rollup_day_idx"),
             models.Index(fields=["api_key", "day"], name="usage_key_rollup_key_idx"),
         ]
+
+
+class UsageMonthlySessionRollup(RollupTotals):
+    """The session grain summed per calendar month (UTC) × tenant × session_id, without key or
+    model: what "Top sessions" and "group by session" read, because the daily session grain has
+    about a row per request when sessions are short and a month of it is nearly the ledger.
+
+    Kept equal to the sum of the month's UsageDailyRollup rows in the transaction that recomputes
+    a day (usage.rollups: the day's old rows subtracted, its new rows added), so a report may take
+    a month's row and subtract the days it does not cover (usage.session_months)."""
+
+    month = models.DateField(help_text="The month's first day.")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    session_id = models.CharField(max_length=256, blank=True, default="")
+
+    class Meta:
+        ordering = ["month"]
+        constraints = [
+            # Also the index of one tenant's month (tenant admins, finance's tenant filter).
+            models.UniqueConstraint(
+                fields=["tenant", "month", "session_id"], name="usage_session_month_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["month"], name="usage_session_month_idx")]
 
 
 class UsageRollupStale(models.Model):

@@ -11,13 +11,23 @@ from decimal import Decimal
 
 from usage.charts import bucket_label, bucket_of, buckets_build, spend_chart_svg
 from usage.money import share
-from usage.selectors import usage_report, usage_spend_by_day, usage_stale_days
+from usage.selectors import (
+    usage_report,
+    usage_spend_by_day,
+    usage_stale_days,
+    usage_top_groups,
+    usage_totals,
+)
 from usage.types import GroupBy, UsageFilter, UsageGroup, UsageTotals
 
 REPORT_GROUPS_SHOWN = 500
 TOP_ROWS = 10
 TOP_TABLES: tuple[tuple[GroupBy, str], ...] = (("key", "Top keys"), ("session_id", "Top sessions"),
                                                ("model", "Top models"))  # fmt: skip
+# Sessions are the one high-cardinality grouping (50,000 at 1M events: the top ten alone took as
+# long as the rest of the page): unless the page groups by session, the browser fetches that
+# table on its own, and the page shows without waiting for it.
+DEFERRED_TOPS: tuple[GroupBy, ...] = ("session_id",)
 CSV_COLUMNS = ["group", "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
                "cost_usd", "share_of_cost"]  # fmt: skip
 
@@ -37,6 +47,8 @@ class Table:
     group_by: str
     rows: list[Row]
     group_count: int
+    # Not computed with the page: the browser fetches it on its own (report_top_table).
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,15 @@ def _periods(groups: list[UsageGroup], bucket: str) -> list[tuple[str, UsageTota
     return [(start.strftime(labels[bucket]), totals) for start, totals in sorted(summed.items())]
 
 
+def report_top_table(*, usage_filter: UsageFilter, top_by: GroupBy, whole: Decimal | None = None) -> Table:
+    """One top table, shares of `whole` (the range's cost; read from the session-free rollups when
+    not given). A top ten needs no totals nor a count of every group (usage_top_groups)."""
+    if whole is None:
+        whole = usage_totals(usage_filter=usage_filter).cost_usd
+    groups = usage_top_groups(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
+    return Table(dict(TOP_TABLES)[top_by], top_by, _rows(top_by, groups, whole), len(groups))
+
+
 def report_page_build(
     *, usage_filter: UsageFilter, group_by: GroupBy, stack_by: GroupBy, bucket: str
 ) -> ReportPage:
@@ -91,10 +112,12 @@ def report_page_build(
     tops = []
     for top_by, title in TOP_TABLES:
         if top_by == group_by:  # the main table already holds these, largest first
-            report = main_report
+            groups = main_report.groups[:TOP_ROWS]
+            tops.append(Table(title, top_by, _rows(top_by, groups, whole), main_report.group_count))
+        elif top_by in DEFERRED_TOPS:
+            tops.append(Table(title, top_by, [], 0, deferred=True))
         else:
-            report = usage_report(usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS)
-        tops.append(Table(title, top_by, _rows(top_by, report.groups[:TOP_ROWS], whole), report.group_count))
+            tops.append(report_top_table(usage_filter=usage_filter, top_by=top_by, whole=whole))
     points = usage_spend_by_day(usage_filter=usage_filter, series=stack_by)
     buckets, series = buckets_build(points, usage_filter.date_from, usage_filter.date_to, bucket)
     title = f"Spend per {bucket} by {stack_by}, {bucket_label(usage_filter.date_from, 'day')} – " \

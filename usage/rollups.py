@@ -1,5 +1,7 @@
 """Daily rollups: each stale (day, tenant) slice is recomputed whole from its events, in one transaction,
-at two grains: with the session (UsageDailyRollup) and without it (UsageDailyKeyRollup).
+at two grains: with the session (UsageDailyRollup) and without it (UsageDailyKeyRollup); in the same
+transaction the month's per-session sums (UsageMonthlySessionRollup) lose the day's old session rows
+and gain its new ones, so they stay the sum of the month's days.
 
 Why recompute instead of adding deltas: a replace is idempotent by construction. Running it
 twice gives the same rows; a worker killed mid-run leaves every slice either committed or
@@ -20,13 +22,20 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupStale
+from usage.models import (
+    UsageDailyKeyRollup,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageMonthlySessionRollup,
+    UsageRollupStale,
+)
 from usage.retention import retention_horizon
 
 logger = logging.getLogger(__name__)
 
 ROLLUPS = UsageDailyRollup._meta.db_table
 KEY_ROLLUPS = UsageDailyKeyRollup._meta.db_table
+MONTH_ROLLUPS = UsageMonthlySessionRollup._meta.db_table
 EVENTS = UsageEvent._meta.db_table
 STALE = UsageRollupStale._meta.db_table
 
@@ -52,6 +61,31 @@ WHERE tenant_id = %(tenant_id)s AND day = %(day)s
 GROUP BY day, tenant_id, api_key_id, model
 """
 
+# The slice's session rows, summed per session, added to (sign 1) or taken from (sign -1) the
+# month's rows. A delta, not a recompute: a month of one tenant can hold millions of sessions, a
+# day's recompute must not read them. Sessions in order, so two writers of one month lock its rows
+# in one order (they are also serialised by the month's advisory lock).
+_MONTH_DELTA_SQL = f"""
+INSERT INTO {MONTH_ROLLUPS} AS m (month, tenant_id, session_id, requests, errors, prompt_tokens,
+                                  completion_tokens, cached_tokens, cost_usd)
+SELECT %(month)s, tenant_id, session_id, %(sign)s * sum(requests), %(sign)s * sum(errors),
+       %(sign)s * sum(prompt_tokens), %(sign)s * sum(completion_tokens), %(sign)s * sum(cached_tokens),
+       %(sign)s * sum(cost_usd)
+FROM {ROLLUPS}
+WHERE tenant_id = %(tenant_id)s AND day = %(day)s
+GROUP BY tenant_id, session_id
+ORDER BY session_id
+ON CONFLICT (tenant_id, month, session_id) DO UPDATE SET
+    requests = m.requests + excluded.requests, errors = m.errors + excluded.errors,
+    prompt_tokens = m.prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = m.completion_tokens + excluded.completion_tokens,
+    cached_tokens = m.cached_tokens + excluded.cached_tokens, cost_usd = m.cost_usd + excluded.cost_usd
+"""
+# Every event counts one request: a session's month row at zero requests has no event left.
+_MONTH_EMPTIED_SQL = (
+    f"DELETE FROM {MONTH_ROLLUPS} WHERE tenant_id = %(tenant_id)s AND month = %(month)s AND requests = 0"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StaleSlice:
@@ -60,9 +94,9 @@ class StaleSlice:
     generation: int
 
 
-def _lock_key(stale: StaleSlice) -> int:
-    """A signed 64-bit advisory lock id for the slice, so two aggregators never recompute it at once."""
-    digest = hashlib.blake2b(f"usage-rollup:{stale.tenant_id}:{stale.day}".encode(), digest_size=8).digest()
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock id for `name`."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -78,6 +112,7 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
         "tenant_id": stale.tenant_id,
         "start": start,
         "end": start + timedelta(days=1),
+        "month": stale.day.replace(day=1),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         # First the retention lock (a drop of its month waits until this commits), then the slice's:
@@ -85,7 +120,11 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
         # never wait on each other crosswise.
         horizon = retention_horizon(share_lock=True)
         if connection.vendor == "postgresql":  # SQLite (make run's embedded mode) serialises writers anyway
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(stale)])
+            # The slice: two aggregators never recompute it at once. The month: two days of one
+            # tenant's month, recomputed at once, would both update its session rows.
+            for name in (f"usage-rollup:{stale.tenant_id}:{stale.day}",
+                         f"usage-rollup-month:{stale.tenant_id}:{params['month']}"):  # fmt: skip
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(name)])
         if horizon is not None and start < horizon:
             logger.error(
                 "rollups of %s (tenant %s) kept as they are: retention dropped the events of that day",
@@ -97,10 +136,13 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
                 [stale.tenant_id, stale.day, stale.generation],
             )
             return
+        cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": -1})
         for table in (ROLLUPS, KEY_ROLLUPS):
             cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND day = %(day)s", params)
         cursor.execute(_RECOMPUTE_SQL, params)
         cursor.execute(_RECOMPUTE_KEYS_SQL, params)
+        cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": 1})
+        cursor.execute(_MONTH_EMPTIED_SQL, params)
         cursor.execute(
             f"DELETE FROM {STALE} WHERE tenant_id = %s AND day = %s AND generation = %s",
             [stale.tenant_id, stale.day, stale.generation],
@@ -116,3 +158,30 @@ def usage_rollups_refresh(*, limit: int | None = None) -> int:
     for stale in slices:
         rollup_slice_recompute(stale=stale)
     return len(slices)
+
+
+# Every month's per-session sums from the daily session grain, as migration 0010 backfilled them.
+_MONTHS_REBUILD_SQL = f"""
+INSERT INTO {MONTH_ROLLUPS} (month, tenant_id, session_id, requests, errors, prompt_tokens,
+                             completion_tokens, cached_tokens, cost_usd)
+SELECT {{month}}, tenant_id, session_id, sum(requests), sum(errors), sum(prompt_tokens),
+       sum(completion_tokens), sum(cached_tokens), sum(cost_usd)
+FROM {ROLLUPS}
+GROUP BY {{month}}, tenant_id, session_id
+"""
+_MONTH_OF_DAY = {"postgresql": "date_trunc('month', day)::date", "sqlite": "date(day, 'start of month')"}
+
+
+def session_months_rebuild() -> int:
+    """Recompute the monthly session rollup whole from the daily session grain; returns its rows.
+
+    For an operator, should the months ever disagree with their days: e.g. after a worker of a
+    release before the monthly rollup recomputed days during the upgrade (it left the months
+    untouched). The table is locked against the aggregator's updates meanwhile (it waits for an
+    update in progress, whose days it then reads)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {MONTH_ROLLUPS} IN EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {MONTH_ROLLUPS}")
+        cursor.execute(_MONTHS_REBUILD_SQL.format(month=_MONTH_OF_DAY[connection.vendor]))
+        return int(cursor.rowcount)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import random
 import re
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from decimal import Decimal
@@ -13,20 +17,21 @@ import pytest
 import redis
 from django.apps import apps as django_apps
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db.models import Count, Sum
 
-from keys.models import Tenant
+from keys.models import Tenant, TenantMember
+from keys.services import CreatedKey
 from routing.models import CatalogModel
 from simulator.server import SimulatorServer
 from tests.conftest import gateway_env
 from tests.support.gateway import GatewayServer
 from tests.support.waiting import wait_until as wait_until  # re-exported for the usage tests
 from usage.codec import event_decode
-from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent
+from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageMonthlySessionRollup
 from usage.recording import PAYLOAD_FIELD, STREAM
 from usage.roles import FINANCE_GROUP, finance_group_sync
-from usage.types import UsageEventData
+from usage.types import TokenUsage, UsageEventData
 
 SUMMED = ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
 
@@ -158,3 +163,92 @@ def usage_gateway_env(simulator: SimulatorServer) -> Callable[..., dict[str, str
 
 def tenant_ids(*tenants: Tenant) -> list[int]:
     return [tenant.pk for tenant in tenants]
+
+
+def make_staff(username: str, *codenames: str, tenant: Tenant | None = None) -> User:
+    user = User.objects.create_user(username, password=f"{username}-pass-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    if tenant is not None:
+        TenantMember.objects.create(user=user, tenant=tenant)
+    return user
+
+
+# Events written as the flusher writes them, and what the session rollups must hold.
+DAY_S = 86400
+Sums = tuple[int, int, int, int, int, Decimal]
+
+
+def usage_event(
+    key: CreatedKey, *, days_ago: float, session: str, cost: Decimal, failed: bool = False
+) -> UsageEventData:
+    return UsageEventData(
+        request_id=f"req_{uuid.uuid4().hex}",
+        tenant_id=key.api_key.tenant_id,
+        key_id=key.api_key.pk,
+        model_requested="openai/gpt-4o-mini",
+        model_served="openai/gpt-4o-mini",
+        session_id=session or None,
+        started_at=time.time() - days_ago * DAY_S,
+        tokens=TokenUsage(prompt_tokens=int(cost * 10**7) % 900 + 1, completion_tokens=7, cached_tokens=1),
+        cost_usd=cost,
+        http_status=502 if failed else 200,
+    )
+
+
+def history(key: CreatedKey, sessions: list[str], *, seed: int, count: int = 120) -> list[UsageEventData]:
+    """`count` events over the last 75 days (three calendar months or four), sessions drawn from
+    `sessions`, costs to the nano-dollar."""
+    rng = random.Random(seed)
+    return [
+        usage_event(
+            key,
+            days_ago=rng.uniform(0, 75),
+            session=rng.choice(sessions),
+            cost=Decimal(rng.randint(1, 5_000_000)) / Decimal(10**9),
+            failed=rng.random() < 0.1,
+        )
+        for _ in range(count)
+    ]
+
+
+def event_totals(events: list[UsageEvent]) -> Sums:
+    return (
+        len(events), sum(e.http_status >= 400 for e in events), sum(e.prompt_tokens for e in events),
+        sum(e.completion_tokens for e in events), sum(e.cached_tokens for e in events),
+        sum((e.cost_usd for e in events), Decimal(0)),
+    )  # fmt: skip
+
+
+def months_from_events() -> dict[tuple[dt.date, int, str], Sums]:
+    """What the monthly session rollup must hold, summed here in Python from the events."""
+    grouped: dict[tuple[dt.date, int, str], list[UsageEvent]] = {}
+    for e in UsageEvent.objects.all():
+        month = e.created_at.astimezone(dt.UTC).date().replace(day=1)
+        grouped.setdefault((month, e.tenant_id, e.session_id), []).append(e)
+    return {slice_: event_totals(events) for slice_, events in grouped.items()}
+
+
+def month_rollups() -> dict[tuple[dt.date, int, str], Sums]:
+    return {
+        (r.month, r.tenant_id, r.session_id): (
+            r.requests, r.errors, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd,
+        )
+        for r in UsageMonthlySessionRollup.objects.all()
+    }  # fmt: skip
+
+
+def sessions_from_events(
+    date_from: dt.date, date_to: dt.date, tenant: Tenant | None = None
+) -> dict[str, Sums]:
+    """Per session_id over the range (sessions of the same name in two tenants summed, as finance's
+    all-tenant report groups them), from the events."""
+    grouped: dict[str, list[UsageEvent]] = {}
+    events = UsageEvent.objects.all() if tenant is None else UsageEvent.objects.filter(tenant=tenant)
+    for e in events:
+        if date_from <= e.created_at.astimezone(dt.UTC).date() <= date_to:
+            grouped.setdefault(e.session_id or "(none)", []).append(e)
+    return {session: event_totals(events) for session, events in grouped.items()}
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()

@@ -15,14 +15,13 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.db import connection
 
-from keys.models import Tenant, TenantMember
+from keys.models import Tenant
 from keys.services import CreatedKey
 from tests.conftest import chat_body
 from tests.support.gateway import GatewayServer
-from tests.usage.conftest import admin_login, event_sums, ledger_events
+from tests.usage.conftest import admin_login, event_sums, ledger_events, make_staff
 from usage.models import UsageDailyRollup, UsageEvent
 from usage.rollups import usage_rollups_refresh
 
@@ -51,14 +50,6 @@ def two_tenants_usage(api_url: str, acme_key: CreatedKey, globex_key: CreatedKey
     ledger_events(ids["acme"] + ids["globex"])
     usage_rollups_refresh()
     return ids
-
-
-def make_staff(username: str, *codenames: str, tenant: Tenant | None = None) -> User:
-    user = User.objects.create_user(username, password=f"{username}-pass-1", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    if tenant is not None:
-        TenantMember.objects.create(user=user, tenant=tenant)
-    return user
 
 
 @pytest.fixture

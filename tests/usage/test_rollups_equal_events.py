@@ -1,5 +1,6 @@
-"""Daily rollups always equal the sum of their events: after a load through the gateway with a real
-Celery worker and beat, and after an aggregation SIGKILLed mid-run and run again."""
+"""Daily rollups (and the monthly session rollup) always equal the sum of their events: after a load
+through the gateway with a real Celery worker and beat, and after an aggregation SIGKILLed mid-run
+and run again."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from tests.support.ledger import LedgerFlusher
 from tests.usage.conftest import (
     event_sums,
     key_rollups_by_slice,
+    month_rollups,
+    months_from_events,
     rollup_sums,
     rollups_by_slice,
     session_rollups_without_session,
@@ -133,6 +136,7 @@ def test_rollups_equal_events_after_2000_requests_with_celery_beat(
     )
     assert rollups_by_slice() == slices_from_events()
     assert key_rollups_by_slice() == session_rollups_without_session()
+    assert month_rollups() == months_from_events()
     assert rollup_sums() == event_sums()
     for tenant_id in {key.api_key.tenant_id for key in keys}:
         assert rollup_sums(tenant_id=tenant_id) == event_sums(tenant_id=tenant_id)
@@ -207,4 +211,6 @@ def test_a_killed_aggregation_rerun_gives_the_same_totals(
     assert after_rerun == slices_from_events()
     assert rollups_by_slice() == after_rerun
     assert key_rollups_by_slice() == session_rollups_without_session()
+    # The month rows were updated by deltas: a killed run's rolled back, none applied twice.
+    assert month_rollups() == months_from_events()
     assert rollup_sums() == event_sums()

@@ -1,17 +1,22 @@
 """`manage.py usage_report_bench [--events N]`: how fast the admin usage report page is at N events.
 
-Seeds N usage events (default 1,000,000) over the last 30 days for 20 tenants, 200 keys, 50,000
-sessions and 8 models straight into PostgreSQL (INSERT … SELECT over generate_series), rolls them
-up, then times the report page as finance opens it (the whole admin view, through Django's test
-client, logged in as a superuser): each grouping, once with every slice rolled up and once with
-today's slices stale (read from their events, as in the seconds after requests). Run it against
-a database of its own (DATABASE_URL=…/mesh_report_bench): it adds rows and never deletes them.
+Seeds N usage events (default 1,000,000) for 20 tenants, 200 keys, 50,000 sessions and 8 models
+straight into PostgreSQL (INSERT … SELECT over generate_series), one a second back from now (a
+million span the last 11.6 days; past 30 days the clock wraps), rolls them up, then times the
+report page as finance opens it (the whole admin view, through Django's test client, logged in
+as a superuser): each grouping, and the Top sessions table the page fetches on its own, once with
+every slice rolled up and once with today's slices stale (read from their events, as in the
+seconds after requests); then each selector the page calls, one by one. Run it against a
+database of its own (DATABASE_URL=…/mesh_report_bench): it adds rows and never deletes them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -20,8 +25,12 @@ from django.db import connection, transaction
 from django.test import Client
 
 from keys.models import ApiKey, Tenant
+from usage.admin_report import REPORT_DEFAULT_DAYS
 from usage.models import UsageEvent, UsageRollupStale
+from usage.report_page import REPORT_GROUPS_SHOWN, TOP_ROWS, TOP_TABLES
 from usage.rollups import usage_rollups_refresh
+from usage.selectors import usage_report, usage_spend_by_day, usage_stale_days
+from usage.types import GroupBy, UsageFilter
 
 TENANTS, KEYS_PER_TENANT, SESSIONS, DAYS = 20, 10, 50_000, 30
 MODELS = ["openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4.1", "openai/gpt-4.1-mini",
@@ -61,6 +70,8 @@ class Command(BaseCommand):
             raise CommandError("The benchmark needs PostgreSQL (DATABASE_URL).")
         if not options["skip_seed"]:
             self._seed(options["events"])
+        else:  # a run before left today's slices stale: "rolled up" is timed rolled up
+            usage_rollups_refresh()
         total = UsageEvent.objects.count()
         self.stdout.write(f"ledger: {total:,} events; timing the report page ({options['runs']} runs each)")
         client = Client(HTTP_HOST="127.0.0.1")
@@ -68,11 +79,17 @@ class Command(BaseCommand):
             "bench-finance", password=None
         )
         client.force_login(user)
+        groupings: tuple[GroupBy, ...] = ("day", "tenant", "model", "key", "session_id")
         for stale in (False, True):
             if stale:
                 self._mark_today_stale()
-            for group_by in ("day", "tenant", "model", "key", "session_id"):
+            for group_by in groupings:
                 self._time(client, f"group_by={group_by}&stack_by=tenant", options["runs"], stale)
+            # The table the page defers to a request of its own (report_page.DEFERRED_TOPS).
+            self._time(client, "top=session_id", options["runs"], stale, page="top/")
+        self.stdout.write("each selector the page calls (with today's tail), median ms:")
+        for group_by in groupings:
+            self._time_selectors(group_by, options["runs"])
 
     def _seed(self, events: int) -> None:
         started = time.monotonic()
@@ -132,8 +149,38 @@ class Command(BaseCommand):
         ).count()
         self.stdout.write(f"today's slices marked stale: the tail holds {stale_events:,} events")
 
-    def _time(self, client: Client, query: str, runs: int, stale: bool) -> None:
-        url = f"/admin/usage/usagereport/?{query}"  # the default range: the last 30 days
+    def _time_selectors(self, group_by: GroupBy, runs: int) -> None:
+        """The page's selector calls one by one (report_page_build's), each timed on its own."""
+        today = time.gmtime()
+        date_to = dt.date(today.tm_year, today.tm_mon, today.tm_mday)
+        usage_filter = UsageFilter(
+            tenant_id=None, date_from=date_to - dt.timedelta(days=REPORT_DEFAULT_DAYS - 1), date_to=date_to
+        )
+        calls: dict[str, Callable[[], object]] = {
+            f"main {group_by}": lambda: usage_report(
+                usage_filter=usage_filter, group_by=group_by, limit=REPORT_GROUPS_SHOWN
+            )
+        }
+        for top_by, title in TOP_TABLES:
+            if top_by != group_by:
+                calls[title.lower()] = partial(
+                    usage_report, usage_filter=usage_filter, group_by=top_by, limit=TOP_ROWS
+                )
+        calls["chart"] = partial(usage_spend_by_day, usage_filter=usage_filter, series="tenant")
+        calls["stale"] = partial(usage_stale_days, usage_filter=usage_filter)
+        timings: list[str] = []
+        for name, call in calls.items():
+            call()  # warm-up
+            runs_ms = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                call()
+                runs_ms.append((time.perf_counter() - started) * 1000)
+            timings.append(f"{name} {statistics.median(runs_ms):.1f}")
+        self.stdout.write(f"  group_by={group_by:<11} " + " · ".join(timings))
+
+    def _time(self, client: Client, query: str, runs: int, stale: bool, page: str = "") -> None:
+        url = f"/admin/usage/usagereport/{page}?{query}"  # the default range: the last 30 days
         client.get(url)  # warm-up (plans, caches)
         timings = []
         for _ in range(runs):
@@ -144,6 +191,6 @@ class Command(BaseCommand):
         size = len(response.content)
         label = "with today's tail" if stale else "rolled up       "
         self.stdout.write(
-            f"  {label}  {query:<36} median {statistics.median(timings):7.1f} ms  "
+            f"  {label}  {page + query:<36} median {statistics.median(timings):7.1f} ms  "
             f"max {max(timings):7.1f} ms  page {size / 1024:.0f} KiB"
         )

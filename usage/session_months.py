@@ -1,0 +1,96 @@
+"""Which rollup rows sum to a range's per-session totals: whole months from the monthly session
+grain, less the days of those months outside the range, or the days themselves from the daily grain.
+
+Why months less days: a report's range rarely starts on the 1st (the default is the last 30 days),
+and the daily session grain holds about a row per request when sessions are short, so summing the
+range's days reads nearly the ledger. A month row already sums every day of its month (usage.rollups
+keeps it so in the day's recompute transaction), so month − (days of the month outside the range) is
+exactly the range's days, and reads one row per session of the month plus the few days left out.
+Each month chooses the smaller side by its days that can hold usage (none after today).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from usage.models import UsageDailyRollup, UsageMonthlySessionRollup
+from usage.types import UsageFilter
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRows:
+    """Rows whose session sums, `added` minus `subtracted`, are the range's rolled-up part: every
+    current slice of the range, once (stale slices are left to the events' tail)."""
+
+    added: list[QuerySet[Any]] = field(default_factory=list)
+    subtracted: list[QuerySet[Any]] = field(default_factory=list)
+
+
+def session_months_apply(usage_filter: UsageFilter) -> bool:
+    """The month grain has no key or model: a filter on either reads the daily session grain."""
+    return usage_filter.key_id is None and usage_filter.model is None and usage_filter.session_id is None
+
+
+def _months(date_from: dt.date, date_to: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """(first day, last day) of every calendar month the range touches."""
+    months: list[tuple[dt.date, dt.date]] = []
+    start = date_from.replace(day=1)
+    while start <= date_to:
+        following = (start + dt.timedelta(days=32)).replace(day=1)
+        months.append((start, following - dt.timedelta(days=1)))
+        start = following
+    return months
+
+
+def _usable_days(first: dt.date, last: dt.date, today: dt.date) -> int:
+    """Days of [first, last] that can hold usage: events are stamped at their request, never later."""
+    return max(0, (min(last, today) - first).days + 1)
+
+
+def _days_q(first: dt.date, last: dt.date) -> Q:
+    return Q(day__gte=first, day__lte=last) if first <= last else Q(pk__in=[])
+
+
+def _slices_q(slices: list[tuple[dt.date, int]]) -> Q:
+    match = Q(pk__in=[])
+    for day, tenant_id in slices:
+        match |= Q(day=day, tenant_id=tenant_id)
+    return match
+
+
+def session_rows_of_range(
+    usage_filter: UsageFilter, stale: list[tuple[dt.date, int]], *, today: dt.date
+) -> SessionRows:
+    """The rollup rows of the filter's range and tenant, months whole where that reads fewer rows."""
+    whole_months: list[dt.date] = []
+    days, days_left_out = Q(pk__in=[]), Q(pk__in=[])
+    for first, last in _months(usage_filter.date_from, usage_filter.date_to):
+        inside_from, inside_to = max(first, usage_filter.date_from), min(last, usage_filter.date_to)
+        left_out = _usable_days(first, inside_from - dt.timedelta(days=1), today) + _usable_days(
+            inside_to + dt.timedelta(days=1), last, today
+        )
+        if left_out < _usable_days(inside_from, inside_to, today):
+            whole_months.append(first)
+            days_left_out |= _days_q(first, inside_from - dt.timedelta(days=1))
+            days_left_out |= _days_q(inside_to + dt.timedelta(days=1), last)
+        else:
+            days |= _days_q(inside_from, inside_to)
+    stale_in_whole = [(day, tenant) for day, tenant in stale if day.replace(day=1) in whole_months]
+    daily = UsageDailyRollup.objects.all()
+    months = UsageMonthlySessionRollup.objects.filter(month__in=whole_months)
+    if usage_filter.tenant_id is not None:
+        daily = daily.filter(tenant_id=usage_filter.tenant_id)
+        months = months.filter(tenant_id=usage_filter.tenant_id)
+    rows = SessionRows()
+    if whole_months:
+        rows.added.append(months)
+        # A stale day's month row still holds its old session rows: taken out here, its events
+        # come back through the tail.
+        rows.subtracted.append(daily.filter(days_left_out | _slices_q(stale_in_whole)))
+    read_days = daily.filter(days)
+    rows.added.append(read_days.exclude(_slices_q(stale)) if stale else read_days)
+    return rows
