@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -87,6 +88,36 @@ class ServedBy:
 
 # The error code of an answer replayed for a retried Idempotency-Key (its status is the answer's).
 REPLAYED = "idempotent_replay"
+
+
+class BillingWitness:
+    """Whether the request's ledger entries billed anything (or handed it to a job): what a caller
+    must know, however the request ended, before letting a retry run it again (routing.idempotency)."""
+
+    __slots__ = ("billed",)
+
+    def __init__(self) -> None:
+        self.billed = False
+
+
+_witness: ContextVar[BillingWitness | None] = ContextVar("mesh_billing_witness", default=None)
+
+
+@contextmanager
+def billing_witnessed() -> Iterator[BillingWitness]:
+    """Within the block, every ledger entry of this context reports its billing to the witness."""
+    witness = BillingWitness()
+    token = _witness.set(witness)
+    try:
+        yield witness
+    finally:
+        _witness.reset(token)
+
+
+def _witness_billing() -> None:
+    witness = _witness.get()
+    if witness is not None:
+        witness.billed = True
 
 
 class LedgerEntry:
@@ -211,6 +242,8 @@ class LedgerEntry:
             tokens=tokens, cost=cost, estimated=True, error_code="stream_unfinished", provisional=True
         )
         delta, self._billed = cost - self._billed, cost
+        if cost:
+            _witness_billing()
         writes = [usage_record(event=progress, opened=self._noted)]
         self._noted = False  # the provisional entry now stands in for the note
         if delta or self.hold is not None:
@@ -243,6 +276,7 @@ class LedgerEntry:
     def handed_off(self) -> None:
         """The request goes on elsewhere under the same request id (an async job, billed by its
         worker run's own entry): this entry records nothing, and its guard does not either."""
+        _witness_billing()  # the job will bill it
         if not self._final:
             request_ended(streamed=self._streamed)
         self._final = True
@@ -290,6 +324,8 @@ class LedgerEntry:
         request_observed(key=self.key, event=event, attempts=self.attempts)
         key, at, request_id = self.key, self.started_at, self.request_id
         owed = event.cost_usd - self._billed  # a stream's progress billed the rest already
+        if event.cost_usd:
+            _witness_billing()
         billing = spend_add(key=key, cost_usd=owed, at=at, request_id=request_id)
         with tracing.span("mesh.ledger.record", request_id):
             await asyncio.shield(asyncio.gather(billing, usage_record(event=event, opened=self._noted)))

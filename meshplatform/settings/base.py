@@ -411,12 +411,14 @@ MESH_SPEND_HOLD_GRACE_S = env.float("MESH_SPEND_HOLD_GRACE_S", default=300.0)
 # Soft caps count requests in flight at their expected cost; one that names no max_tokens is
 # expected to produce this many output tokens (at most the model's limit).
 MESH_SOFT_CAP_EXPECTED_OUTPUT_TOKENS = env.int("MESH_SOFT_CAP_EXPECTED_OUTPUT_TOKENS", default=1000)
-# Idempotency-Key (routing/idempotency.py): a request's answer is kept this long for its retries;
-# a claim whose request never answered (its worker died) lapses after PENDING_S, past the longest
-# non-streamed request; an answer larger than MAX_BYTES is not kept (a retry is told it ran).
-MESH_IDEMPOTENCY_TTL_S = env.int("MESH_IDEMPOTENCY_TTL_S", default=24 * 3600)
-MESH_IDEMPOTENCY_PENDING_S = env.int("MESH_IDEMPOTENCY_PENDING_S", default=int(MESH_UPSTREAM_TIMEOUT_S) + 60)
-MESH_IDEMPOTENCY_MAX_BYTES = env.int("MESH_IDEMPOTENCY_MAX_BYTES", default=1024 * 1024)
+# Idempotency-Key (routing/idempotency.py): an answer is kept this long for its retries (client
+# retries come within seconds; every kept answer is Redis memory: size Redis for the rate of
+# SDK POSTs times their answers' size times this); a claim whose request never settled (its
+# worker died) lapses after PENDING_S, past the longest stream; an answer larger than MAX_BYTES
+# is not kept (a retry is told the request ran).
+MESH_IDEMPOTENCY_TTL_S = env.int("MESH_IDEMPOTENCY_TTL_S", default=3600)
+MESH_IDEMPOTENCY_PENDING_S = env.int("MESH_IDEMPOTENCY_PENDING_S", default=4 * 3600)
+MESH_IDEMPOTENCY_MAX_BYTES = env.int("MESH_IDEMPOTENCY_MAX_BYTES", default=256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESH_MAX_BODY_BYTES
 # A body must arrive within MESH_BODY_READ_GRACE_S plus its size at MESH_BODY_MIN_RATE_BPS
 # (else 408): slow or truncated uploads cannot hold a connection open (meshplatform/asgi_handler.py).

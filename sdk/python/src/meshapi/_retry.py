@@ -1,5 +1,6 @@
-"""When and how long to wait before retrying: 429 (honouring Retry-After), 502, 503, 504 and
-connection errors, with exponential backoff and jitter (tenacity does the looping)."""
+"""When and how long to wait before retrying: 429 (honouring Retry-After), 502, 503, 504,
+connection errors, and a 409 saying the call's first attempt is still running on the gateway
+(`idempotency_in_progress`), with exponential backoff and jitter (tenacity does the looping)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from meshapi._errors import APIConnectionError, APIStatusError, retry_after_from_headers
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# The gateway still runs this call's earlier attempt (same Idempotency-Key): its answer will come.
+IN_PROGRESS = "idempotency_in_progress"
 DEFAULT_MAX_RETRIES = 2
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 8.0
@@ -31,7 +34,9 @@ def retry_after_of(error: BaseException) -> float | None:
 def is_retryable(error: BaseException) -> bool:
     if isinstance(error, APIConnectionError):
         return True
-    if not isinstance(error, APIStatusError) or error.status_code not in RETRYABLE_STATUSES:
+    if not isinstance(error, APIStatusError):
+        return False
+    if error.status_code not in RETRYABLE_STATUSES and error.code != IN_PROGRESS:
         return False
     retry_after = retry_after_of(error)
     return retry_after is None or retry_after <= MAX_RETRY_AFTER_S
