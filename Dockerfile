@@ -30,5 +30,6 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
 USER mesh
 EXPOSE 8000
 # uvicorn is PID 1 (exec; scripts/with-jemalloc execs it too): `docker stop` sends it SIGTERM, each
-# worker drains (README "Deploy"), and stop_grace_period must cover MESH_DRAIN_NOTICE_S + MESH_DRAIN_TIMEOUT_S + a few seconds.
+# worker drains (README "Deploy"), and stop_grace_period must cover MESH_DRAIN_NOTICE_S +
+# MESH_DRAIN_TIMEOUT_S + a few seconds.
 CMD ["sh", "-c", "exec scripts/with-jemalloc uvicorn meshplatform.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --loop uvloop --http httptools --no-access-log --lifespan on --timeout-worker-healthcheck 30"]
