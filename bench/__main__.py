@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="meshplatform.asgi:application",
         help="ASGI app to serve as the gateway (for A/B runs of a candidate change)",
     )
+    parser.add_argument(
+        "--allocator",
+        choices=("jemalloc", "pymalloc"),
+        default="jemalloc",
+        help="start the gateway through scripts/with-jemalloc as the Procfile does (default), "
+        "or on pymalloc (for A/B runs)",
+    )
     parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
     parser.add_argument(
         "--anthropic-model",
@@ -93,7 +100,7 @@ def gateway_target(
     env = gateway_env(simulator.openai_base_url, metrics=args.metrics == "on")
     print("provisioning the gateway (database, migrations, tenant, key)…", flush=True)
     key = provision_gateway(env)
-    with Gateway(env, app=args.gateway_app) as gateway:
+    with Gateway(env, app=args.gateway_app, jemalloc=args.allocator == "jemalloc") as gateway:
         assert gateway.process is not None
         target = Target("gateway", f"{gateway.url}/v1", key, args.model, f"{gateway.url}/healthz")
         yield target, ResourceMeter([gateway.process.pid])
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     for target in targets:
                         smoke_test(target)
+                    meta["allocator"] = meter.allocator() if meter.available else "unknown"
                     meters: dict[TargetName, ResourceMeter] = {"direct": simulator_meter}
                     if meter.available:
                         meters["gateway"] = meters["anthropic"] = meter

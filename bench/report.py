@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from bench.stats import CellStats, SlowStreamStats
+from bench.stats import IDLE_TARGET_PCT, CellStats, SlowStreamStats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +79,41 @@ def _translation_table(by_key: dict[Any, CellStats], meta: dict[str, Any]) -> li
     return lines
 
 
+def _process_rss_table(slow: SlowStreamStats) -> list[str]:
+    """Each gateway process's RSS around the slow streams, and whether every worker came back
+    within IDLE_TARGET_PCT of its size before after idling."""
+    if not slow.processes:
+        return []
+    lines = [
+        "",
+        f"Gateway RSS per process ({slow.allocator or 'allocator unknown'}), MB: before the slow streams, "
+        f"peak, right after, {slow.idle_after_s:g} s idle after:",
+        "",
+        "| process | before | peak | after | idle | idle vs before |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p.role} {p.pid} | {p.before_mb:,.0f} | {p.peak_mb:,.0f} | {p.after_mb:,.0f} | {p.idle_mb:,.0f} "
+        f"| {_pct(p.idle_growth_pct)} |"
+        for p in slow.processes
+    ]
+    verdict = slow.workers_within_target
+    if verdict is not None:
+        lines += [
+            "",
+            f"Workers within {IDLE_TARGET_PCT:g} % of their size before after {slow.idle_after_s:g} s idle: "
+            + ("yes" if verdict else "**no**"),
+        ]
+    return lines
+
+
 def markdown(report: BenchReport) -> str:
     meta = report.meta
     lines = [
         f"### Mesh gateway benchmark ({meta['profile']}, {meta['started_at']})",
         "",
-        f"Gateway: {meta['gateway']}. Upstream: simulator with {meta['simulator_workers']} workers. "
+        f"Gateway: {meta['gateway']} (allocator: {meta.get('allocator', 'unknown')}). "
+        f"Upstream: simulator with {meta['simulator_workers']} workers. "
         f"Load: aiohttp keep-alive clients in {meta['load_processes']} processes, "
         f"{meta['cell_duration_s']} s per cell. "
         f"Host: {meta['cpus']} CPUs (load average {meta['load_avg_1m_at_start']} at start), "
@@ -144,6 +173,8 @@ def markdown(report: BenchReport) -> str:
             f"| {_num(slow.cpu_cores, 2)} | {_num(slow.cpu_us_per_chunk, 0)} | {_num(slow.client_cores, 2)} |"
             for slow in report.slow
         ]
+        for slow in report.slow:
+            lines += _process_rss_table(slow)
     samples = [
         (f"{c.target} {c.mode} c={c.concurrency}", s) for c in report.cells for s in c.error_samples[:2]
     ]
@@ -183,6 +214,7 @@ def write_json(report: BenchReport, path: Path) -> None:
             **dataclasses.asdict(stats),
             "ideal_s": stats.ideal_s,
             "idle_growth_pct": stats.idle_growth_pct,
+            "workers_within_target": stats.workers_within_target,
             "cpu_us_per_chunk": stats.cpu_us_per_chunk,
             "cpu_cores": stats.cpu_cores,
         }

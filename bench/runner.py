@@ -11,7 +11,15 @@ import orjson
 
 from bench.loadgen import LoadResult, LoadSpec, raise_fd_limit, run_load
 from bench.services import PeakRss, ResourceMeter
-from bench.stats import CellStats, Mode, SlowStreamStats, TargetName, client_cores, percentile
+from bench.stats import (
+    CellStats,
+    Mode,
+    ProcessRss,
+    SlowStreamStats,
+    TargetName,
+    client_cores,
+    percentile,
+)
 
 PROMPT = "Say hello to the benchmark"
 WARMUP_S = 0.5
@@ -59,6 +67,10 @@ def request_body(model: str, *, stream: bool, mock: dict[str, int]) -> bytes:
     return orjson.dumps(body)
 
 
+def _total_mb(sizes: dict[int, int]) -> float | None:
+    return sum(sizes.values()) / 2**20 if sizes else None
+
+
 def split(total: int, parts: int) -> list[int]:
     parts = max(1, min(parts, total))
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
@@ -80,14 +92,14 @@ class Runner:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _rss_after_idle(self, meter: ResourceMeter | None) -> tuple[int | None, int | None]:
-        """The RSS right after a load, and after `plan.idle_after_s` with no traffic."""
+    def _rss_after_idle(self, meter: ResourceMeter | None) -> tuple[dict[int, int], dict[int, int]]:
+        """Each process's RSS right after a load, and after `plan.idle_after_s` with no traffic."""
         if meter is None:
-            return None, None
-        after = meter.rss_bytes()
+            return {}, {}
+        after = meter.rss_by_pid()
         print(f"waiting {self.plan.idle_after_s:g} s idle to read the RSS again…", flush=True)
         time.sleep(self.plan.idle_after_s)
-        return after, meter.rss_bytes()
+        return after, meter.rss_by_pid()
 
     def _load(
         self, specs: list[LoadSpec], meter: ResourceMeter | None, timeout_s: float
@@ -169,16 +181,37 @@ class Runner:
             )
             for share in split(plan.slow_clients, plan.load_processes)
         ]
-        rss_before = meter.rss_bytes() if meter is not None else None
+        if target.name == "gateway":
+            # Every worker serves a few streams first: its size before is that of a worker that has
+            # served (imports, pools, caches made on first use), not of one that never did.
+            self.cell(target, "stream", 16 * self.plan.load_processes, None, WARMUP_S)
+            time.sleep(2 * WARMUP_S)
+        before = meter.rss_by_pid() if meter is not None else {}
         started = time.time()
+        peaks: dict[int, int] = {}
+        peak_total: int | None = None  # sampled at once over the processes, so not the sum of `peaks`
         if meter is not None:
             with PeakRss(meter) as peak:
                 results, cpu = self._load(specs, meter, ideal_s + RESULT_GRACE_S)
-            rss_peak: int | None = peak.peak
+            peaks, peak_total = peak.peak_by_pid, peak.peak
         else:
             results, cpu = self._load(specs, None, ideal_s + RESULT_GRACE_S)
-            rss_peak = None
-        rss_after, rss_idle = self._rss_after_idle(meter if target.name == "gateway" else None)
+        ended = time.time()
+        idle_meter = meter if target.name == "gateway" else None
+        after, idle = self._rss_after_idle(idle_meter)
+        roles = meter.roles() if meter is not None else {}
+        processes = [
+            ProcessRss(
+                pid=pid,
+                role=roles.get(pid, "worker"),
+                before_mb=size / 2**20,
+                peak_mb=peaks.get(pid, size) / 2**20,
+                after_mb=after[pid] / 2**20,
+                idle_mb=idle[pid] / 2**20,
+            )
+            for pid, size in sorted(before.items())
+            if pid in after and pid in idle
+        ]
         streams = [value for r in results for value in r.latencies_s]
         ttfts = [value for r in results for value in r.ttft_s]
         return SlowStreamStats(
@@ -193,14 +226,16 @@ class Runner:
             stream_p99_s=percentile(streams, 0.99),
             ttft_p50_ms=percentile(ttfts, 0.5) * 1000,
             ttft_p99_ms=percentile(ttfts, 0.99) * 1000,
-            wall_s=time.time() - max(started, start_at),
+            wall_s=ended - max(started, start_at),
             events=sum(r.events for r in results),
             cpu_s=cpu,
             client_cores=client_cores(results),
-            rss_before_mb=rss_before / 2**20 if rss_before is not None else None,
-            rss_peak_mb=rss_peak / 2**20 if rss_peak is not None else None,
-            rss_after_mb=rss_after / 2**20 if rss_after is not None else None,
-            rss_idle_mb=rss_idle / 2**20 if rss_idle is not None else None,
+            rss_before_mb=_total_mb(before),
+            rss_peak_mb=peak_total / 2**20 if peak_total is not None else None,
+            rss_after_mb=_total_mb(after),
+            rss_idle_mb=_total_mb(idle),
             idle_after_s=self.plan.idle_after_s,
             error_samples=[s for r in results for s in r.error_samples][:5],
+            processes=processes,
+            allocator=idle_meter.allocator() if idle_meter is not None else None,
         )

@@ -125,8 +125,13 @@ def _tail(log: Path | None) -> str:
     return log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
 
 
+WITH_JEMALLOC = REPO_ROOT / "scripts" / "with-jemalloc"
+
+
 class Gateway:
-    """`uvicorn meshplatform.asgi:application` with production settings, as `make bench` measures it."""
+    """`uvicorn meshplatform.asgi:application` with production settings, as `make bench` measures
+    it: started through `scripts/with-jemalloc` as the Procfile starts it, unless `jemalloc=False`
+    (pymalloc, for A/B runs)."""
 
     def __init__(
         self,
@@ -134,8 +139,9 @@ class Gateway:
         *,
         workers: int = GATEWAY_WORKERS,
         app: str = "meshplatform.asgi:application",
+        jemalloc: bool = True,
     ) -> None:
-        self.env = env
+        self.env = {**env, "MESH_JEMALLOC": "on" if jemalloc else "off"}
         self.workers = workers
         self.app = app
         self.port = free_port()
@@ -145,7 +151,7 @@ class Gateway:
 
     def __enter__(self) -> Self:
         command = [
-            sys.executable, "-m", "uvicorn", self.app,
+            str(WITH_JEMALLOC), sys.executable, "-m", "uvicorn", self.app,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
             "--lifespan", "on",
@@ -223,13 +229,47 @@ class ResourceMeter:
         return total
 
     def rss_bytes(self) -> int:
-        total = 0
+        return sum(self.rss_by_pid().values())
+
+    def rss_by_pid(self) -> dict[int, int]:
+        """Each process's RSS (the master's and each worker's), by pid; gone processes are left out."""
+        sizes: dict[int, int] = {}
         for process in self.processes:
             try:
-                total += process.memory_info().rss
+                sizes[process.pid] = process.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
-        return total
+        return sizes
+
+    def roles(self) -> dict[int, str]:
+        """Each process's part: "master" (the root a meter was given), "worker", or "helper"
+        (multiprocessing's resource tracker, which a multi-worker uvicorn starts)."""
+        pids = {process.pid for process in self.processes}
+        roles: dict[int, str] = {}
+        for process in self.processes:
+            try:
+                parent, command = process.ppid(), " ".join(process.cmdline())
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if "resource_tracker" in command:
+                roles[process.pid] = "helper"
+            elif parent in pids or len(pids) == 1:
+                roles[process.pid] = "worker"  # a single-process server is its own worker
+            else:
+                roles[process.pid] = "master"
+        return roles
+
+    def allocator(self) -> str:
+        """ "jemalloc" when every metered worker has it mapped, else "pymalloc" (what the workers run)."""
+        roles = self.roles()
+        workers = [p for p in self.processes if roles.get(p.pid) == "worker"] or self.processes
+        try:
+            mapped = all(
+                any("libjemalloc" in m.path for m in process.memory_maps(grouped=True)) for process in workers
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return "unknown"
+        return "jemalloc" if mapped and workers else "pymalloc"
 
 
 SERVER_NAMES = ("uvicorn", "gunicorn", "hypercorn", "daphne", "granian")
@@ -248,17 +288,19 @@ def _server_root(pid: int) -> int:
 
 
 class PeakRss:
-    """Samples a meter's RSS in a background thread while a measurement runs."""
+    """Samples a meter's RSS (the total, and each process's) in a background thread while a
+    measurement runs."""
 
     def __init__(self, meter: ResourceMeter, interval_s: float = 0.2) -> None:
         self.meter = meter
         self.interval_s = interval_s
         self.peak = 0
+        self.peak_by_pid: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> Self:
-        self.peak = self.meter.rss_bytes()
+        self._read()
         self._thread.start()
         return self
 
@@ -267,8 +309,14 @@ class PeakRss:
     ) -> None:
         self._stop.set()
         self._thread.join(5)
-        self.peak = max(self.peak, self.meter.rss_bytes())
+        self._read()
+
+    def _read(self) -> None:
+        sizes = self.meter.rss_by_pid()
+        self.peak = max(self.peak, sum(sizes.values()))
+        for pid, size in sizes.items():
+            self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), size)
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.peak = max(self.peak, self.meter.rss_bytes())
+            self._read()

@@ -82,6 +82,29 @@ class CellStats:
         return (mine - theirs) * 1000 / (self.events / self.requests)
 
 
+IDLE_TARGET_PCT = 15.0  # after a load and a minute idle, a worker is within this of its size before
+
+
+@dataclass(frozen=True)
+class ProcessRss:
+    """One gateway process's RSS around the slow streams, in MB."""
+
+    pid: int
+    role: str  # master, worker, helper
+    before_mb: float
+    peak_mb: float
+    after_mb: float
+    idle_mb: float
+
+    @property
+    def idle_growth_pct(self) -> float:
+        return (self.idle_mb / self.before_mb - 1) * 100 if self.before_mb else 0.0
+
+    @property
+    def within_target(self) -> bool:
+        return self.idle_growth_pct <= IDLE_TARGET_PCT
+
+
 @dataclass(frozen=True)
 class SlowStreamStats:
     """Many concurrent slow streams: does every one finish, and on time?"""
@@ -107,6 +130,8 @@ class SlowStreamStats:
     rss_idle_mb: float | None = None
     idle_after_s: float = 0.0
     error_samples: list[str] = field(default_factory=list)
+    processes: list[ProcessRss] = field(default_factory=list)
+    allocator: str | None = None  # what the gateway's workers allocate with (jemalloc, pymalloc)
 
     @property
     def ideal_s(self) -> float:
@@ -118,6 +143,12 @@ class SlowStreamStats:
         if self.rss_idle_mb is None or not self.rss_before_mb:
             return None
         return (self.rss_idle_mb / self.rss_before_mb - 1) * 100
+
+    @property
+    def workers_within_target(self) -> bool | None:
+        """Every worker back within IDLE_TARGET_PCT of its size before, after idling (None: not measured)."""
+        workers = [p for p in self.processes if p.role == "worker"]
+        return all(p.within_target for p in workers) if workers else None
 
     @property
     def cpu_us_per_chunk(self) -> float | None:

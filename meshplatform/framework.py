@@ -19,6 +19,12 @@ switch); the proxy path must pay none. So:
    the closers Django adds — `request.close`, closing uploaded files — do no blocking I/O). And a
    request the server cancels (uvicorn's graceful-shutdown timeout, meshplatform/draining.py)
    cancels its view and waits for it, where Django's leaves the view running on its own.
+4. `handle` drops its list of the two tasks before it returns. The disconnect listener ends
+   every request with a RequestAborted that `task.result()` re-raises in `handle`'s frame: its
+   traceback then holds the frame, which holds the tasks, which hold the exception. That cycle
+   kept each request (its Django request and response, the upstream response and connection
+   objects: ~95 objects) alive until a full collection, which the raised gc thresholds of
+   meshplatform/asgi.py make rare: under load, request state piled up in the oldest generation.
 """
 
 from __future__ import annotations
@@ -120,36 +126,39 @@ class ThreadFreeASGIHandler(ASGIHandler):
             asyncio.create_task(process_request()),
         ]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            # (3.) The server cancels this request (its graceful-shutdown timeout passed): Django
-            # would leave the view running, orphaned, until the loop closes under it; here it is
-            # cancelled too and awaited, so a stream bills what it sent before the worker exits.
-            # Then the request just ends (uvicorn closes its connection, logging one line that it
-            # was not completed): the worker is exiting, and a traceback per cut stream says nothing.
-            requests_cut_begin()
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # (3.) The server cancels this request (its graceful-shutdown timeout passed): Django
+                # would leave the view running, orphaned, until the loop closes under it; here it is
+                # cancelled too and awaited, so a stream bills what it sent before the worker exits.
+                # Then the request just ends (uvicorn closes its connection, logging one line that it
+                # was not completed): the worker is exiting, and a traceback per cut stream says nothing.
+                requests_cut_begin()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)
+                body_file.close()
+                return
             for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)
-            body_file.close()
-            return
-        for task in tasks:
-            if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
-                    body_file.close()
-                    raise
+                if task.done():
+                    try:
+                        task.result()
+                    except RequestAborted:
+                        pass
+                    except AssertionError:
+                        body_file.close()
+                        raise
+                else:
+                    task.cancel()  # a disconnect cancels the view (and its upstream call)
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            try:
+                response = tasks[1].result()
+            except asyncio.CancelledError:
+                await signals.request_finished.asend(sender=self.__class__)
             else:
-                task.cancel()  # a disconnect cancels the view (and its upstream call)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        try:
-            response = tasks[1].result()
-        except asyncio.CancelledError:
-            await signals.request_finished.asend(sender=self.__class__)
-        else:
-            response.close()  # in the loop: see (3.)
-        body_file.close()
+                response.close()  # in the loop: see (3.)
+            body_file.close()
+        finally:
+            tasks.clear()  # (4.) no cycle through the re-raised RequestAborted's traceback
