@@ -150,17 +150,19 @@ def test_a_rolling_restart_under_200_open_streams_fails_none_and_bills_each_once
     assert all(stream.done and len(stream.content) == stream.chunks for stream in streams)
     held = {pid: sum(stream.pid == pid for stream in streams) for pid in originals}
     assert all(held.values()), f"the kernel gave one worker every connection: {held}"
-    # Both original workers were told to stop while they held streams, and drained.
-    log = rolling_gateway.output()
-    for pid in originals:
-        in_flight, drained = _drain_figures(log, pid)
-        assert in_flight > 0 and drained, (pid, in_flight, drained)
 
     def replaced() -> list[int] | None:
         pids = rolling_gateway.worker_pids()
         return pids if len(pids) == 2 and not set(pids) & set(originals) else None
 
     wait_until(replaced, timeout=30, what="two new workers in place of the original two")
+    # Both original workers were told to stop while they held streams, and drained (the second
+    # may still be settling when its last stream ends: its log is read once it has exited).
+    wait_until(lambda: not any(psutil.pid_exists(pid) for pid in originals), timeout=30, what="exits")
+    log = rolling_gateway.output()
+    for pid in originals:
+        in_flight, drained = _drain_figures(log, pid)
+        assert in_flight > 0 and drained, (pid, in_flight, drained)
 
     request_ids = {stream.request_id for stream in streams}
     assert len(request_ids) == STREAMS

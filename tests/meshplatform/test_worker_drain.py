@@ -159,6 +159,10 @@ def test_a_stream_open_past_the_drain_timeout_is_cut_and_billed_once(
     assert test_redis.hlen(OPEN) == 0
     assert usage_provisional_finalise(older_than_s=0) == 0
     assert UsageEvent.objects.count() == 1
-    # The gateway closed its upstream call.
-    outcomes = [entry.get("outcome") for entry in simulator.requests() if entry.get("body", {}).get("user")]
-    assert outcomes == ["client_disconnected"]
+
+    # The gateway closed its upstream call (the simulator notes it once it sees the connection go).
+    def outcomes() -> list[str | None] | None:
+        seen = [entry.get("outcome") for entry in simulator.requests() if entry.get("body", {}).get("user")]
+        return None if "pending" in seen else seen
+
+    assert wait_until(outcomes, timeout=10, what="the upstream call's outcome") == ["client_disconnected"]
