@@ -214,6 +214,8 @@ class CommandBatcher:
             handshake.append(("AUTH", *((spec.username,) if spec.username else ()), spec.password))
         if spec.db:
             handshake.append(("SELECT", spec.db))
+        if spec.client_name:  # REDIS_URL's client_name, as the pool's connections carry it
+            handshake.append(("CLIENT", "SETNAME", spec.client_name))
         if not handshake:
             return
         done: asyncio.Future[list[Any] | BaseException] = self.loop.create_future()
