@@ -81,9 +81,11 @@ class StreamReader(threading.Thread):
 
 
 def _refused(url: str) -> bool:
+    """No new connection is served: refused, or reset (it reached the listen backlog just as the
+    worker closed its socket)."""
     try:
         httpx.get(url, timeout=1)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
         return True
     return False
 
