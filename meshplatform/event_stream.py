@@ -20,16 +20,10 @@ class EventStreamResponse(StreamingHttpResponse):
     """
 
     def __init__(
-        self,
-        events: AsyncGenerator[bytes, None],
-        *,
-        close: Callable[[], Awaitable[None]] | None = None,
-        completed: Callable[[], bool] | None = None,
+        self, events: AsyncGenerator[bytes, None], *, close: Callable[[], Awaitable[None]] | None = None
     ) -> None:
         super().__init__(events, content_type="text/event-stream")
         self.events = events
         self.on_close = close
-        # Whether the stream ran to its end, without failing (asked once it is over).
-        self.completed = completed
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"

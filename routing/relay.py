@@ -173,10 +173,6 @@ class CompletionStream:
         """The stream as `chat.completion.chunk` dicts."""
         return self._relay(_chunk_as_is, None)
 
-    def completed(self) -> bool:
-        """The stream ran to its end and did not fail (known once it is over)."""
-        return self._completed and self._failure is None
-
     async def __aenter__(self) -> CompletionStream:
         return self
 

@@ -115,7 +115,7 @@ def json_response(payload: dict[str, Any], limits: RateLimitState) -> HttpRespon
 
 def sse_response(stream: CompletionStream) -> EventStreamResponse:
     """The stream's events; the ASGI handler settles the stream when the response ends, sent or not."""
-    response = EventStreamResponse(stream.sse(), close=stream.aclose, completed=stream.completed)
+    response = EventStreamResponse(stream.sse(), close=stream.aclose)
     for name, value in stream.rate_limits.headers().items():
         response[name] = value
     return response
