@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from meshplatform.errors import NotFound, Unauthorized, error_response
+from meshplatform.metric_samples import CounterSamples, samples_write
 from meshplatform.request_ids import request_id_of
 
 # Samples are taken only where they can be read: with MESH_METRICS_TOKEN unset /metrics is a 404,
@@ -37,6 +39,7 @@ NONE = "none"  # the label of a dimension a request never reached (no model reso
 OTHER_TENANT = "other"  # every tenant the operator did not name in MESH_METRICS_TENANTS
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+LATENCY_BOUNDS = (*LATENCY_BUCKETS, math.inf)  # the histograms' buckets, +Inf appended as the client does
 
 REQUESTS = Counter(
     "mesh_requests",
@@ -94,8 +97,9 @@ IN_FLIGHT = Gauge(
 
 
 class Children:
-    """A metric's children by label tuple, created once: `labels()` validates and locks on every
-    call, the hot path pays one dict lookup instead. Bounded by the metric's bounded labels."""
+    """A counter's buffered children by label tuple (meshplatform.metric_samples), created once:
+    `labels()` validates and locks on every call, the hot path pays one dict lookup instead.
+    Bounded by the metric's bounded labels."""
 
     __slots__ = ("_children", "_metric")
 
@@ -106,7 +110,7 @@ class Children:
     def __call__(self, *values: str) -> Any:
         child = self._children.get(values)
         if child is None:
-            child = self._children[values] = self._metric.labels(*values)
+            child = self._children[values] = CounterSamples(self._metric.labels(*values))
         return child
 
 
@@ -231,6 +235,7 @@ async def metrics(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(envelope, status=401, content_type="application/json")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    samples_write()  # this worker's pending samples; the others' are at most MESH_METRICS_FLUSH_S old
     body = await asyncio.to_thread(_exposition, await state_figures())
     return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -17,10 +17,19 @@ from django.conf import settings
 
 from keys.types import ResolvedKey
 from meshplatform.logs import json_renderer, timestamp
+from meshplatform.metric_samples import (
+    GaugeSamples,
+    Tallies,
+    Value,
+    bucket_of,
+    counter_values,
+    histogram_values,
+)
 from meshplatform.metrics import (
     COST,
     FALLBACKS,
     IN_FLIGHT,
+    LATENCY_BOUNDS,
     METRICS_ON,
     NONE,
     REFUSALS,
@@ -62,17 +71,44 @@ class AttemptLike(Protocol):
     def error_code(self) -> str | None: ...
 
 
-_requests = Children(REQUESTS)
-_duration = Children(REQUEST_DURATION)
-_ttft = Children(TIME_TO_FIRST_TOKEN)
-_tokens = Children(TOKENS)
-_cost = Children(COST)
 _upstream_errors = Children(UPSTREAM_ERRORS)
 _retries = Children(UPSTREAM_RETRIES)
 _fallbacks = Children(FALLBACKS)
-_refusals = Children(REFUSALS)
-_requests_in_flight = IN_FLIGHT.labels("requests")
-_streams_in_flight = IN_FLIGHT.labels("streams")
+_requests_in_flight = GaugeSamples(IN_FLIGHT.labels("requests"))
+_streams_in_flight = GaugeSamples(IN_FLIGHT.labels("streams"))
+
+# A request's samples, summed per (status, error code, model, provider, tenant) in one list of
+# amounts (meshplatform.metric_samples): the request count, the duration and time-to-first-token
+# histograms (sum, then buckets), tokens by kind, cost, and a refusal when the code is one.
+BUCKETS = len(LATENCY_BOUNDS)
+REQUEST = 0
+DURATION = 1
+TTFT = DURATION + 1 + BUCKETS
+PROMPT = TTFT + 1 + BUCKETS
+COMPLETION = PROMPT + 1
+CACHED = COMPLETION + 1
+COST_USD = CACHED + 1
+REFUSAL = COST_USD + 1
+
+
+def _request_values(labels: tuple[str, str, str, str, str]) -> list[Value]:
+    status, code, model, provider, tenant = labels
+    values = [
+        *counter_values(REQUESTS.labels(status, code, model, provider, tenant)),
+        *histogram_values(REQUEST_DURATION.labels(model, provider)),
+        *histogram_values(TIME_TO_FIRST_TOKEN.labels(model, provider)),
+        *counter_values(TOKENS.labels("prompt", model, provider, tenant)),
+        *counter_values(TOKENS.labels("completion", model, provider, tenant)),
+        *counter_values(TOKENS.labels("cached", model, provider, tenant)),
+        *counter_values(COST.labels(model, provider, tenant)),
+    ]
+    reason = REFUSAL_REASONS.get(code)
+    if reason is not None:
+        values += counter_values(REFUSALS.labels(reason, tenant))
+    return values
+
+
+_request_tallies = Tallies(_request_values)
 
 
 def request_started() -> None:
@@ -103,26 +139,30 @@ def request_observed(*, key: ResolvedKey, event: UsageEventData, attempts: Seque
 
 
 def _samples(key: ResolvedKey, event: UsageEventData, attempts: Sequence[AttemptLike]) -> None:
-    tenant = tenant_label(key.tenant_name)
-    model, provider = event.model_served or NONE, event.provider or NONE
-    code = event.error_code or ""
-    _requests(str(event.http_status), code, model, provider, tenant).inc()
-    if event.latency_ms is not None:
-        _duration(model, provider).observe(event.latency_ms / 1000)
-    if event.ttft_ms is not None:
-        _ttft(model, provider).observe(event.ttft_ms / 1000)
-    tokens = event.tokens
-    if tokens.prompt_tokens:
-        _tokens("prompt", model, provider, tenant).inc(tokens.prompt_tokens)
-    if tokens.completion_tokens:
-        _tokens("completion", model, provider, tenant).inc(tokens.completion_tokens)
-    if tokens.cached_tokens:
-        _tokens("cached", model, provider, tenant).inc(tokens.cached_tokens)
-    if event.cost_usd:
-        _cost(model, provider, tenant).inc(float(event.cost_usd))
-    reason = REFUSAL_REASONS.get(code)
-    if reason is not None:
-        _refusals(reason, tenant).inc()
+    labels = (
+        str(event.http_status),
+        event.error_code or "",
+        event.model_served or NONE,
+        event.provider or NONE,
+        tenant_label(key.tenant_name),
+    )
+    tokens, latency_ms, ttft_ms, cost = event.tokens, event.latency_ms, event.ttft_ms, event.cost_usd
+    with _request_tallies.lock:
+        amounts = _request_tallies.amounts(labels)
+        amounts[REQUEST] += 1
+        if latency_ms is not None:
+            amounts[DURATION] += latency_ms / 1000
+            amounts[DURATION + 1 + bucket_of(LATENCY_BOUNDS, latency_ms / 1000)] += 1
+        if ttft_ms is not None:
+            amounts[TTFT] += ttft_ms / 1000
+            amounts[TTFT + 1 + bucket_of(LATENCY_BOUNDS, ttft_ms / 1000)] += 1
+        amounts[PROMPT] += tokens.prompt_tokens
+        amounts[COMPLETION] += tokens.completion_tokens
+        amounts[CACHED] += tokens.cached_tokens
+        if cost:
+            amounts[COST_USD] += float(cost)
+        if len(amounts) > REFUSAL:
+            amounts[REFUSAL] += 1
     previous: AttemptLike | None = None
     for attempt in attempts:
         if attempt.error_code is not None:

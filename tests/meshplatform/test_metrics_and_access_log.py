@@ -4,6 +4,7 @@ access line each request leaves, through the real HTTP interface."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tests.support.gateway import GatewayServer
 from tests.support.ledger import LedgerFlusher
 
 TOKEN = "scrape-token-for-tests"
+FLUSH_S = 0.2  # each worker writes its samples this long after it took them (metric_samples)
 DASHBOARD = Path(__file__).resolve().parents[2] / "ops" / "grafana" / "mesh-gateway.json"
 PROMPT = "Tell me about the purple elephant parade"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -35,7 +37,9 @@ def metrics_server(
     simulator: SimulatorServer, django_db_setup: Any, ledger_flusher: LedgerFlusher
 ) -> Iterator[GatewayServer]:
     """A gateway with /metrics on, two workers, and only acme opted in to its own tenant label."""
-    env = gateway_env(simulator, MESH_METRICS_TOKEN=TOKEN, MESH_METRICS_TENANTS="acme")
+    env = gateway_env(
+        simulator, MESH_METRICS_TOKEN=TOKEN, MESH_METRICS_TENANTS="acme", MESH_METRICS_FLUSH_S=str(FLUSH_S)
+    )
     server = GatewayServer(env=env, workers=2)
     server.start()
     yield server
@@ -65,6 +69,17 @@ def scrape(server: GatewayServer) -> Samples:
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
+
+
+def scrape_written(server: GatewayServer, before: Samples, name: str, expected: float) -> Samples:
+    """The first scrape whose `name` moved by `expected` since `before`: each worker writes its
+    samples within FLUSH_S, the scraped one at once. Fails if it takes longer than a few intervals."""
+    deadline = time.monotonic() + 10 * FLUSH_S + 2
+    while True:
+        after = scrape(server)
+        if total(after, name) - total(before, name) >= expected or time.monotonic() > deadline:
+            return after
+        time.sleep(FLUSH_S / 4)
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
@@ -126,7 +141,7 @@ def test_counters_move_by_exactly_the_requests_made_across_both_workers(
     for _ in range(2):
         unauthenticated = httpx.post(f"{metrics_gateway.base_url}/v1/chat/completions", json=chat_body())
         assert unauthenticated.status_code == 401
-    after = scrape(metrics_gateway)
+    after = scrape_written(metrics_gateway, before, "mesh_requests_total", 10)
 
     def delta(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
@@ -163,8 +178,8 @@ def test_a_streamed_request_observes_its_time_to_first_token(
     ) as response:
         assert response.status_code == 200
         assert "[DONE]" in "".join(response.iter_text())
-    after = scrape(metrics_gateway)
     name = "mesh_time_to_first_token_seconds_count"
+    after = scrape_written(metrics_gateway, before, name, 1)
     labels = {"model": "openai/gpt-4o-mini", "provider": "openai"}
     assert total(after, name, **labels) - total(before, name, **labels) == 1
     assert total(after, "mesh_in_flight", kind="streams") == 0
@@ -251,3 +266,27 @@ def test_the_grafana_dashboard_uses_only_names_metrics_serves(
                 defined |= {family.name + suffix for suffix in suffixes.get(family.type, [""])}
     assert used <= served | defined
     assert {"mesh_requests_total", "mesh_time_to_first_token_seconds_bucket", "mesh_tokens_total"} <= served
+
+
+def test_a_stopped_worker_writes_the_samples_it_had_not_written_yet(
+    simulator: SimulatorServer, metrics_gateway: GatewayServer, acme_key: CreatedKey
+) -> None:
+    """Its writer would wait a minute; the drain at SIGTERM writes them before the worker exits."""
+    env = gateway_env(simulator, MESH_METRICS_TOKEN=TOKEN, MESH_METRICS_FLUSH_S="60", MESH_DRAIN_NOTICE_S="0")
+    server = GatewayServer(env=env, workers=2)  # spawned workers: no atexit, the drain must write them
+    server.start()
+    try:
+        answers = [chat(server, acme_key) for _ in range(3)]
+        assert all(answer.status_code == 200 for answer in answers)
+    finally:
+        server.stop()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=server.metrics_dir)  # type: ignore[no-untyped-call]
+    written = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+    }
+    assert total(written, "mesh_requests_total", status="200") == 3
+    prompt = sum(answer.json()["usage"]["prompt_tokens"] for answer in answers)
+    assert total(written, "mesh_tokens_total", kind="prompt") == prompt
