@@ -63,11 +63,13 @@ def gateway_env(simulator_openai_url: str, *, metrics: bool) -> dict[str, str]:
     }
 
 
-def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    command: list[str], env: dict[str, str] | None = None, *, root: Path = REPO_ROOT
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             command,
-            cwd=REPO_ROOT,
+            cwd=root,
             env=env,
             capture_output=True,
             text=True,
@@ -85,20 +87,25 @@ def _require(result: subprocess.CompletedProcess[str], what: str) -> str:
     return result.stdout
 
 
-def provision_gateway(env: dict[str, str]) -> str:
-    """Create the database if missing, migrate, and mint a key with limits out of the way; returns the key."""
+def provision_gateway(env: dict[str, str], *, root: Path = REPO_ROOT, database: str = DATABASE_NAME) -> str:
+    """Create the database if missing, migrate, and mint a key with limits out of the way; returns the key.
+
+    `root` is the checkout whose migrations and commands run (another one for an A/B run), with
+    `database` its own database (env's DATABASE_URL must name it)."""
     exists = _run(
-        ["psql", *PG_ARGS, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"], PG_ENV
+        ["psql", *PG_ARGS, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"], PG_ENV
     )
     _require(exists, "checking for the bench database")
     if exists.stdout.strip() != "1":
-        _require(_run(["createdb", *PG_ARGS, DATABASE_NAME], PG_ENV), f"createdb {DATABASE_NAME}")
+        _require(_run(["createdb", *PG_ARGS, database], PG_ENV), f"createdb {database}")
     manage = [sys.executable, "manage.py"]
-    _require(_run([*manage, "migrate", "--no-input"], env), "manage.py migrate")
+    _require(_run([*manage, "migrate", "--no-input"], env, root=root), "manage.py migrate")
     # The tenant survives earlier runs; a failure here is fine as long as the key can be created below.
-    _run([*manage, "create_tenant", TENANT], env)
+    _run([*manage, "create_tenant", TENANT], env, root=root)
     created = _run(
-        [*manage, "create_api_key", "--tenant", TENANT, "--rpm", "100000000", "--rpd", "1000000000"], env
+        [*manage, "create_api_key", "--tenant", TENANT, "--rpm", "100000000", "--rpd", "1000000000"],
+        env,
+        root=root,
     )
     lines = _require(created, "manage.py create_api_key").strip().splitlines()
     if not lines or not lines[-1].strip().startswith("rsk_"):
