@@ -56,6 +56,7 @@ def access_logger(stream: TextIO, *, enabled: bool) -> Any:
         structlog.WriteLogger(stream),
         processors=[timestamp, json_renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,  # else every line binds a new logger first
     )
 
 
