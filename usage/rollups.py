@@ -101,10 +101,12 @@ def _slice_replace(cursor: CursorWrapper, params: dict[str, Any]) -> None:
 
     Every statement here must see the same events and deltas. Under READ COMMITTED each statement
     has its own snapshot: a write committed between the delete of the deltas and the read of the
-    events would count twice (its events summed, and its deltas folded later), one committed
-    before the delete but after the read would be lost. So writers of the slice are locked out
-    first (_MARK_LOCK_SQL): a REPEATABLE READ snapshot would do too, but it would be taken before
-    the advisory locks are granted, and so could predate a fold that commits while we wait."""
+    events would count twice (its events summed, its deltas folded later); in the other order,
+    one committed between the read and the delete would be lost. So writers of the slice are
+    locked out first (_MARK_LOCK_SQL; on SQLite that first write takes the database's write lock).
+    A REPEATABLE READ snapshot would not do as simply: it is taken by the transaction's first
+    statement, before the advisory locks are granted, so it could predate a fold that commits
+    while this waits, and then read deltas that fold already moved into the rollups."""
     cursor.execute(_MARK_LOCK_SQL, params)
     cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": -1})
     for table in (ROLLUPS, KEY_ROLLUPS, DELTAS):

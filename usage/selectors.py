@@ -53,7 +53,7 @@ def usage_key_of_tenant(*, tenant_id: int, ref: str) -> ApiKey | None:
 
 
 def _stale_slices(usage_filter: UsageFilter) -> list[tuple[dt.date, int]]:
-    """(day, tenant) slices in range whose rollups lag their events (written since the last rollup)."""
+    """(day, tenant) slices in range with deltas not yet folded (written since the last fold)."""
     stale = UsageRollupStale.objects.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
     if usage_filter.tenant_id is not None:
         stale = stale.filter(tenant_id=usage_filter.tenant_id)
