@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -33,7 +35,7 @@ from keys.services import CreatedKey, api_key_create
 from tests.support.waiting import wait_until
 from tests.usage.conftest import today, usage_event
 from usage.folding import StaleSlice
-from usage.models import UsageEvent, UsageRollupDelta, UsageRollupStale
+from usage.models import UsageDailyRollup, UsageEvent, UsageRollupDelta, UsageRollupStale
 from usage.rollups import rollup_slice_recompute, usage_rollups_refresh
 from usage.store import usage_events_store
 from usage.types import TokenUsage, UsageEventData
@@ -475,3 +477,43 @@ def test_make_runs_embedded_sqlite_folds_and_reports_exactly(tmp_path: Path) -> 
         assert Decimal(report.pop("cost")) == Decimal(12), phase
         assert report == expected, phase
     assert (result["deltas_left"], result["empty_rollup_rows"]) == (0, 0)
+
+
+def test_the_recompute_command_repairs_a_day_written_around_the_store(
+    acme_key: CreatedKey, globex_key: CreatedKey
+) -> None:
+    rng = random.Random(8)
+    for key in (acme_key, globex_key):
+        events = [random_event(key, rng, days=(0, 3), sessions=["a", "b"]) for _ in range(30)]
+        usage_events_store(events=events)
+    usage_rollups_refresh()
+    for key in (acme_key, globex_key):  # left unfolded
+        usage_events_store(events=[random_event(key, rng, days=(0, 0), sessions=["a"])])
+    # An event inserted by hand: no delta, no mark, so no fold can know of it.
+    UsageEvent.objects.create(
+        request_id="req_by_hand", tenant_id=acme_key.api_key.tenant_id, api_key_id=acme_key.api_key.pk,
+        session_id="a", model_requested="openai/gpt-4o", http_status=200, prompt_tokens=5,
+        cost_usd=Decimal("0.000000042"), created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+    )  # fmt: skip
+    assert set(snapshot_mismatches()) == {"session", "key", "month"}
+    globex = globex_key.api_key.tenant_id
+    globex_before = (
+        sorted(UsageDailyRollup.objects.filter(tenant_id=globex).values_list()),
+        sorted(UsageRollupDelta.objects.filter(tenant_id=globex).values_list()),
+    )
+    out = io.StringIO()
+    call_command(
+        "usage_rollups_recompute", "--from", str(today() - dt.timedelta(days=5)), "--to", str(today()),
+        "--tenant", "acme", stdout=out,
+    )  # fmt: skip
+    assert "recomputed 6 (day, tenant) slices" in out.getvalue()
+    assert snapshot_mismatches() == {}
+    assert not UsageRollupDelta.objects.filter(tenant_id=acme_key.api_key.tenant_id).exists()
+    # The other tenant's rollups and deltas are as they were.
+    assert globex_before == (
+        sorted(UsageDailyRollup.objects.filter(tenant_id=globex).values_list()),
+        sorted(UsageRollupDelta.objects.filter(tenant_id=globex).values_list()),
+    )
+    assert globex_before[1]
+    usage_rollups_refresh()
+    folded_exactly()

@@ -16,7 +16,8 @@ class Command(BaseCommand):
         "Recompute the daily rollups (and the months' session sums) of every day in the range whole "
         "from the events, consuming their deltas: the repair path, should the rollups ever disagree "
         "with the ledger. One (day, tenant) per transaction; safe while the gateway and the aggregator "
-        "run. Days whose events retention dropped are left as they are."
+        "run (a flush writing to the day being recomputed waits for it, a second or so for a big day). "
+        "Days whose events retention dropped are left as they are."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
