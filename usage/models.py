@@ -185,13 +185,49 @@ class UsageMonthlySessionRollup(RollupTotals):
         indexes = [models.Index(fields=["month"], name="usage_session_month_idx")]
 
 
+class UsageRollupDelta(RollupTotals):
+    """What a write of events changed in one session-grain rollup row, not yet folded into the
+    rollups: +1 request per event stored, new − old for a stream's provisional row rewritten.
+
+    Written in the transaction that writes the events (usage.store), deleted in the transaction
+    that adds it to the rollups (usage.rollups): so at every instant rollups + deltas = events,
+    and reports read both (usage.selectors), never the events. Append-only between folds, a few
+    rows per flush batch, so it stays small. The foreign keys are not constrained in the database:
+    a delta's tenant and key are those of the events written with it, which are."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    session_id = models.CharField(max_length=256, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="", help_text="Served, else asked.")
+
+    class Meta:
+        indexes = [
+            # The fold's slice and the reports' range: one tenant's days, or every tenant's.
+            models.Index(fields=["tenant", "day"], name="usage_delta_slice_idx"),
+            models.Index(fields=["day"], name="usage_delta_day_idx"),
+        ]
+
+
 class UsageRollupStale(models.Model):
     """A (day, tenant) whose rollups no longer match its events. Each write of events bumps
-    `generation`; the aggregator removes the row only if the generation it summed is still current."""
+    `generation`; the aggregator removes the row only if the generation it summed is still current.
+
+    The store's writes come with their deltas (UsageRollupDelta): the aggregator folds those in.
+    A mark written any other way (before the delta journal existed, by hand, by an operator's
+    request) has `recompute` set, its database default: the slice is then recomputed whole from
+    its events, since no delta says what changed."""
 
     day = models.DateField()
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     generation = models.BigIntegerField(default=1)
+    recompute = models.BooleanField(
+        db_default=True, help_text="Recompute the slice from its events instead of folding its deltas."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "tenant"], name="usage_stale_slice_unique")]

@@ -13,7 +13,8 @@ event can fail for want of a partition.
 Retention (`ledger_partitions_drop_expired`, MESH_LEDGER_RETENTION_MONTHS; 0 keeps everything)
 detaches and drops a month's partition once MESH_LEDGER_RETENTION_MONTHS whole months have passed
 since it ended: no DELETE, no bloat, no vacuum debt. The month's rollups stay (reports read them):
-before dropping, the month's stale slices are recomputed from its events, and afterwards no
+before dropping, the month's stale slices (and any holding rollup deltas) are recomputed from its
+events, their deltas consumed, and afterwards no
 event dated before the horizon is stored and no day before it recomputed (usage.retention).
 Each drop is recorded (LedgerPartitionDrop: rows, cost) and in the audit log.
 
@@ -35,9 +36,10 @@ from django.db import OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from keys.audit import audit_record
-from usage.models import LedgerPartitionDrop, UsageEvent, UsageRollupStale
+from usage.folding import StaleSlice
+from usage.models import LedgerPartitionDrop, UsageEvent, UsageRollupDelta, UsageRollupStale
 from usage.retention import RETENTION_LOCK
-from usage.rollups import StaleSlice, rollup_slice_recompute
+from usage.rollups import rollup_slice_recompute
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +183,16 @@ def retention_cutoff(*, now: datetime, months: int) -> datetime:
     return month_add(month_start(now), -months)
 
 
+def _slices_behind(start: datetime, end: datetime) -> list[StaleSlice]:
+    """The month's slices whose rollups lag their events: marked stale, or holding deltas not yet
+    folded (every delta comes with a mark, but a fold of the deltas of a month about to lose its
+    events must not depend on it). Recomputed, not folded: exact whatever the mark says."""
+    in_month = {"day__gte": start.date(), "day__lt": end.date()}
+    slices = set(UsageRollupStale.objects.filter(**in_month).values_list("day", "tenant_id"))
+    slices |= set(UsageRollupDelta.objects.filter(**in_month).values_list("day", "tenant_id").distinct())
+    return [StaleSlice(day, tenant_id, generation=0, recompute=True) for day, tenant_id in sorted(slices)]
+
+
 def _partition_drop(partition: LedgerPartition, months: int) -> PartitionDropped:
     assert partition.start is not None and partition.end is not None
     start, end = partition.start, partition.end
@@ -189,9 +201,8 @@ def _partition_drop(partition: LedgerPartition, months: int) -> PartitionDropped
         # From here no event is stored and no rollup recomputed until this commits (usage.retention).
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RETENTION_LOCK])
         # Rollups brought up to date from the events while they exist: they are all that will remain.
-        stale = UsageRollupStale.objects.filter(day__gte=start.date(), day__lt=end.date())
-        for day, tenant_id, generation in stale.values_list("day", "tenant_id", "generation"):
-            rollup_slice_recompute(stale=StaleSlice(day, tenant_id, generation))
+        for stale in _slices_behind(start, end):
+            rollup_slice_recompute(stale=stale)
         cursor.execute(f"SELECT count(*), COALESCE(sum(cost_usd), 0) FROM {partition.name}")
         events, cost = cursor.fetchone() or (0, Decimal(0))
         drop = LedgerPartitionDrop.objects.create(

@@ -1,43 +1,43 @@
-"""Daily rollups: each stale (day, tenant) slice is recomputed whole from its events, in one transaction,
-at two grains: with the session (UsageDailyRollup) and without it (UsageDailyKeyRollup); in the same
-transaction the month's per-session sums (UsageMonthlySessionRollup) lose the day's old session rows
-and gain its new ones, so they stay the sum of the month's days.
+"""Daily rollups and their two upkeep paths: folding the deltas writers journal (usage.folding, the
+aggregator's usual work, cheap) and recomputing a (day, tenant) slice whole from its events (the
+repair path: marks that come without deltas, an operator's request, retention before a drop).
 
-Why recompute instead of adding deltas: a replace is idempotent by construction. Running it
-twice gives the same rows; a worker killed mid-run leaves every slice either committed or
-untouched (its stale mark stays, so the next run redoes it); late events and events stored
-twice change nothing the next recompute does not see. A (day, tenant) slice is one index
-range of usage_event (tenant_id, created_at), so the cost grows with one tenant's day, not
-with the ledger. A watermark over ids would be cheaper per run but wrong: ids are assigned
-before commit, so a slow transaction can commit an id below a watermark already passed.
+A recompute replaces the slice's rows at two grains: with the session (UsageDailyRollup) and
+without it (UsageDailyKeyRollup); in the same transaction the month's per-session sums
+(UsageMonthlySessionRollup) lose the day's old session rows and gain its new ones, so they stay
+the sum of the month's days. It is idempotent: running it twice gives the same rows; a worker
+killed mid-run leaves every slice either committed or untouched (its stale mark stays, so the
+next run redoes it). A (day, tenant) slice is one index range of usage_event (tenant_id,
+created_at), so the cost grows with one tenant's day, not with the ledger; folding is what makes
+the aggregator's cost independent of a day's size.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
-from usage.models import (
-    UsageDailyKeyRollup,
-    UsageDailyRollup,
-    UsageEvent,
-    UsageMonthlySessionRollup,
-    UsageRollupStale,
+from usage.folding import (
+    DELTAS,
+    KEY_ROLLUPS,
+    MONTH_ROLLUPS,
+    ROLLUPS,
+    STALE,
+    StaleSlice,
+    rollup_slice_fold,
+    slice_deltas_fold,
+    slice_locks_acquire,
 )
+from usage.models import UsageEvent, UsageRollupStale
 from usage.retention import retention_horizon
 
 logger = logging.getLogger(__name__)
 
-ROLLUPS = UsageDailyRollup._meta.db_table
-KEY_ROLLUPS = UsageDailyKeyRollup._meta.db_table
-MONTH_ROLLUPS = UsageMonthlySessionRollup._meta.db_table
 EVENTS = UsageEvent._meta.db_table
-STALE = UsageRollupStale._meta.db_table
 
 # Errors: every event that did not end in a full answer (4xx/5xx, and 499 client disconnects).
 _RECOMPUTE_SQL = f"""
@@ -87,24 +87,42 @@ _MONTH_EMPTIED_SQL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StaleSlice:
-    day: date
-    tenant_id: int
-    generation: int
+# Takes the slice's mark row lock (inserting the mark if there is none): every write of events
+# upserts its slices' marks last before committing (usage.store), so from here until this
+# transaction ends no write of the slice commits.
+_MARK_LOCK_SQL = (
+    f"INSERT INTO {STALE} (day, tenant_id, generation, recompute) VALUES (%(day)s, %(tenant_id)s, 1, true) "
+    "ON CONFLICT (day, tenant_id) DO UPDATE SET recompute = true"
+)
 
 
-def _lock_key(name: str) -> int:
-    """A signed 64-bit advisory lock id for `name`."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+def _slice_replace(cursor: CursorWrapper, params: dict[str, Any]) -> None:
+    """The slice's rollups replaced by sums of its events, its deltas consumed.
+
+    Every statement here must see the same events and deltas. Under READ COMMITTED each statement
+    has its own snapshot: a write committed between the delete of the deltas and the read of the
+    events would count twice (its events summed, its deltas folded later); in the other order,
+    one committed between the read and the delete would be lost. So writers of the slice are
+    locked out first (_MARK_LOCK_SQL; on SQLite that first write takes the database's write lock).
+    A REPEATABLE READ snapshot would not do as simply: it is taken by the transaction's first
+    statement, before the advisory locks are granted, so it could predate a fold that commits
+    while this waits, and then read deltas that fold already moved into the rollups."""
+    cursor.execute(_MARK_LOCK_SQL, params)
+    cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": -1})
+    for table in (ROLLUPS, KEY_ROLLUPS, DELTAS):
+        cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND day = %(day)s", params)
+    cursor.execute(_RECOMPUTE_SQL, params)
+    cursor.execute(_RECOMPUTE_KEYS_SQL, params)
+    cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": 1})
+    cursor.execute(_MONTH_EMPTIED_SQL, params)
 
 
 def rollup_slice_recompute(*, stale: StaleSlice) -> None:
-    """Replace one (day, tenant)'s rollups with sums of its events; clear the mark if no write came since.
+    """Replace one (day, tenant)'s rollups with sums of its events, deltas consumed; clear its mark.
 
     A day before the retention horizon is never recomputed: its events were dropped with their
-    month's partition and its rollups are all that is left (usage.retention); its mark is cleared.
+    month's partition and its rollups are all that is left (usage.retention); its deltas (none
+    are written for such a day, but should there be) are folded, and its mark cleared.
     """
     start = datetime.combine(stale.day, time.min, tzinfo=UTC)
     params: dict[str, Any] = {
@@ -119,45 +137,46 @@ def rollup_slice_recompute(*, stale: StaleSlice) -> None:
         # a drop takes them in that order too (it recomputes its month's stale slices), so the two
         # never wait on each other crosswise.
         horizon = retention_horizon(share_lock=True)
-        if connection.vendor == "postgresql":  # SQLite (make run's embedded mode) serialises writers anyway
-            # The slice: two aggregators never recompute it at once. The month: two days of one
-            # tenant's month, recomputed at once, would both update its session rows.
-            for name in (f"usage-rollup:{stale.tenant_id}:{stale.day}",
-                         f"usage-rollup-month:{stale.tenant_id}:{params['month']}"):  # fmt: skip
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(name)])
+        slice_locks_acquire(cursor, tenant_id=stale.tenant_id, day=stale.day)
         if horizon is not None and start < horizon:
             logger.error(
                 "rollups of %s (tenant %s) kept as they are: retention dropped the events of that day",
                 stale.day,
                 stale.tenant_id,
             )
-            cursor.execute(
-                f"DELETE FROM {STALE} WHERE tenant_id = %s AND day = %s AND generation = %s",
-                [stale.tenant_id, stale.day, stale.generation],
-            )
-            return
-        cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": -1})
-        for table in (ROLLUPS, KEY_ROLLUPS):
-            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND day = %(day)s", params)
-        cursor.execute(_RECOMPUTE_SQL, params)
-        cursor.execute(_RECOMPUTE_KEYS_SQL, params)
-        cursor.execute(_MONTH_DELTA_SQL, {**params, "sign": 1})
-        cursor.execute(_MONTH_EMPTIED_SQL, params)
-        cursor.execute(
-            f"DELETE FROM {STALE} WHERE tenant_id = %s AND day = %s AND generation = %s",
-            [stale.tenant_id, stale.day, stale.generation],
-        )
+            slice_deltas_fold(cursor, tenant_id=stale.tenant_id, day=stale.day)
+        else:
+            _slice_replace(cursor, params)
+        # The mark is locked by this transaction (or no write can come: retention): no write since.
+        cursor.execute(f"DELETE FROM {STALE} WHERE tenant_id = %s AND day = %s", [stale.tenant_id, stale.day])
 
 
 def usage_rollups_refresh(*, limit: int | None = None) -> int:
-    """Recompute every stale slice (oldest first); returns how many were recomputed."""
+    """Bring every stale slice up to date (oldest first): its deltas folded, or the slice recomputed
+    where its mark asks for it; returns how many slices."""
     queryset = UsageRollupStale.objects.order_by("day", "tenant_id").values_list(
-        "day", "tenant_id", "generation"
+        "day", "tenant_id", "generation", "recompute"
     )
-    slices = [StaleSlice(day, tenant_id, generation) for day, tenant_id, generation in queryset[:limit]]
+    slices = [StaleSlice(*row) for row in queryset[:limit]]
     for stale in slices:
-        rollup_slice_recompute(stale=stale)
+        if stale.recompute:
+            rollup_slice_recompute(stale=stale)
+        else:
+            rollup_slice_fold(stale=stale)
     return len(slices)
+
+
+def usage_rollups_recompute_range(*, date_from: date, date_to: date, tenant_ids: list[int]) -> int:
+    """Recompute every (day, tenant) slice of the range whole from its events (the repair path, for
+    an operator: say, after events were written around the store); returns how many slices. Each
+    slice in its own transaction, so the aggregator and the writers wait for one slice at a time."""
+    day, slices = date_from, 0
+    while day <= date_to:
+        for tenant_id in tenant_ids:
+            rollup_slice_recompute(stale=StaleSlice(day, tenant_id, generation=0, recompute=True))
+            slices += 1
+        day += timedelta(days=1)
+    return slices
 
 
 # Every month's per-session sums from the daily session grain, as migration 0010 backfilled them.

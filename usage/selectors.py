@@ -1,4 +1,5 @@
-"""Reads of usage: grouped reports from the daily rollups, the events behind them for export."""
+"""Reads of usage: grouped reports from the rollups and the deltas not yet folded into them, the events
+behind them for export."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 
 from keys.models import ApiKey
-from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupStale
+from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupDelta, UsageRollupStale
 from usage.session_months import session_months_apply, session_rows_of_range
 from usage.types import GroupBy, UsageFilter, UsageGroup, UsageReport, UsageTotals
 
@@ -52,52 +53,42 @@ def usage_key_of_tenant(*, tenant_id: int, ref: str) -> ApiKey | None:
 
 
 def _stale_slices(usage_filter: UsageFilter) -> list[tuple[dt.date, int]]:
-    """(day, tenant) slices in range whose rollups lag their events (written since the last rollup)."""
+    """(day, tenant) slices in range with deltas not yet folded (written since the last fold)."""
     stale = UsageRollupStale.objects.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
     if usage_filter.tenant_id is not None:
         stale = stale.filter(tenant_id=usage_filter.tenant_id)
     return sorted(stale.values_list("day", "tenant_id"))
 
 
-def _slices_q(slices: list[tuple[dt.date, int]]) -> Q:
-    match = Q(pk__in=[])
-    for day, tenant_id in slices:
-        match |= Q(day=day, tenant_id=tenant_id)
-    return match
-
-
-def _rollups(
-    usage_filter: UsageFilter, stale: list[tuple[dt.date, int]], *, by_session: bool = False
-) -> QuerySet[Any]:
-    """Rollups of every slice that is current: the session grain only when the session is grouped
-    or filtered on, else the session-free one (rows per keys × models × days, not per session).
-    The index of every branch starts with (tenant, day) or (day): see the models' Meta."""
-    rows: QuerySet[Any]
-    if by_session or usage_filter.session_id is not None:
-        rows = UsageDailyRollup.objects.all()
-        if usage_filter.session_id is not None:
-            rows = rows.filter(session_id=usage_filter.session_id)
-    else:
-        rows = UsageDailyKeyRollup.objects.all()
+def _in_range(rows: QuerySet[Any], usage_filter: UsageFilter) -> QuerySet[Any]:
+    """Rollup-shaped rows (a rollup grain or the deltas) narrowed by the filter."""
     rows = rows.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
     if usage_filter.tenant_id is not None:
         rows = rows.filter(tenant_id=usage_filter.tenant_id)
+    if usage_filter.session_id is not None:
+        rows = rows.filter(session_id=usage_filter.session_id)
     if usage_filter.key_id is not None:
         rows = rows.filter(api_key_id=usage_filter.key_id)
     if usage_filter.model is not None:
         rows = rows.filter(model=usage_filter.model)
-    return rows.exclude(_slices_q(stale)) if stale else rows
+    return rows
 
 
-def _tail(usage_filter: UsageFilter, stale: list[tuple[dt.date, int]]) -> QuerySet[UsageEvent]:
-    """The events of the stale slices, shaped like rollup rows (`day`, `model`): what the next rollup
-    will sum, read now so a request shows in reports within a flush of its end. Each slice is one
-    range of the (tenant, created_at) index."""
-    match = Q(pk__in=[])
-    for day, tenant_id in stale:
-        start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
-        match |= Q(tenant_id=tenant_id, created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
-    return _like_rollups(UsageEvent.objects.filter(match), usage_filter)
+def _rollups(usage_filter: UsageFilter, *, by_session: bool = False) -> QuerySet[Any]:
+    """The folded rollups: the session grain only when the session is grouped or filtered on,
+    else the session-free one (rows per keys × models × days, not per session). The index of
+    every branch starts with (tenant, day) or (day): see the models' Meta."""
+    if by_session or usage_filter.session_id is not None:
+        return _in_range(UsageDailyRollup.objects.all(), usage_filter)
+    return _in_range(UsageDailyKeyRollup.objects.all(), usage_filter)
+
+
+def _deltas(usage_filter: UsageFilter) -> QuerySet[UsageRollupDelta]:
+    """The deltas not yet folded into the rollups (usage.folding): read in the same statement as
+    the rollups, they make a request count in reports from the commit of its event, exactly once
+    (a fold moves a delta into the rollups in one transaction). A few rows per flush batch since
+    the last fold, whatever the size of the day."""
+    return _in_range(UsageRollupDelta.objects.all(), usage_filter)
 
 
 def _like_rollups(events: QuerySet[UsageEvent], usage_filter: UsageFilter) -> QuerySet[UsageEvent]:
@@ -130,12 +121,6 @@ def _comparison_events(usage_filter: UsageFilter) -> QuerySet[UsageEvent]:
 
 
 _ROLLUP_SUMS = {name: Sum(name) for name in METRICS}
-# One event as a rollup row (names apart from the model's fields, which values() may not shadow).
-_EVENT_COLUMNS: dict[str, Any] = {
-    "one_request": Value(1),
-    "one_error": Case(When(http_status__gte=400, then=Value(1)), default=Value(0)),
-    **{f"event_{name}": F(name) for name in METRICS[2:]},
-}
 _EVENT_SUMS = {
     "requests": Count("id"),
     "errors": Count("id", filter=Q(http_status__gte=400)),
@@ -156,7 +141,7 @@ def _union_sql(parts: list[QuerySet[Any]], columns: list[str]) -> tuple[str, lis
     for index, part in enumerate(parts):
         try:
             sql, part_params = part.query.sql_with_params()
-        except EmptyResultSet:  # no stale slice: no tail
+        except EmptyResultSet:  # a part that can match nothing (no month of the range read whole)
             continue
         selects.append(f"SELECT * FROM ({sql}) AS part{index}")
         params.extend(part_params)
@@ -198,15 +183,14 @@ def _fetch(sql: str, params: list[Any]) -> list[dict[str, Any]]:
 
 
 def _grouped_sql(usage_filter: UsageFilter, group_by: GroupBy) -> tuple[str, list[Any]]:
-    """`WITH …, grouped AS (…)`: one row per group (g0…, the metrics), the rollups of current slices
-    plus the not-yet-rolled-up tail (fresh within a ledger flush)."""
+    """`WITH …, grouped AS (…)`: one row per group (g0…, the metrics), the rollups plus the deltas
+    not yet folded into them (fresh from the ledger flush that stored the events)."""
     fields = GROUP_FIELDS[group_by]
     keys = [f"g{n}" for n in range(len(fields))]
     if usage_filter.comparison_id is not None:  # rollups do not keep it: the comparison's events
         parts = [_grouped(_comparison_events(usage_filter), fields, _EVENT_SUMS)]
     else:
-        stale = _stale_slices(usage_filter)
-        parts = _rolled_up_parts(usage_filter, group_by, stale)
+        parts = _rolled_up_parts(usage_filter, group_by)
     union, params = _union_sql(parts, [*keys, *METRICS])
     sums = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
     # Every event counts a request: a group netting zero requests (a session only on days a
@@ -265,36 +249,37 @@ def usage_report(
     )
 
 
-def _rolled_up_parts(
-    usage_filter: UsageFilter, group_by: GroupBy, stale: list[tuple[dt.date, int]]
-) -> list[QuerySet[Any]]:
-    """The rollups of the current slices and the tail's events, grouped or as rows for the report's
-    GROUP BY: sessions from whole months less the days left out where that reads fewer rows
+def _rolled_up_parts(usage_filter: UsageFilter, group_by: GroupBy) -> list[QuerySet[Any]]:
+    """The rollups and the deltas not yet folded, grouped or as rows for the report's GROUP BY:
+    sessions from whole months less the days left out where that reads fewer rows
     (usage.session_months), everything else from the daily grains."""
     fields = GROUP_FIELDS[group_by]
-    tail = _tail(usage_filter, stale)
     if group_by == "session_id" and session_months_apply(usage_filter):
-        rows = session_rows_of_range(usage_filter, stale, today=dt.datetime.now(dt.UTC).date())
+        rows = session_rows_of_range(usage_filter, today=dt.datetime.now(dt.UTC).date())
         # Rows as they are, signed, summed once by the report's own GROUP BY: a month's rows are
-        # already one per tenant × session, and so are most of a day's events; a first
-        # aggregation per part would only add work.
+        # already one per tenant × session; a first aggregation per part would only add work.
         negated = {f"minus_{name}": -F(name) for name in METRICS}
         return [
             *(part.values(*fields, *METRICS).order_by() for part in rows.added),
             *(part.values(*fields, **negated).order_by() for part in rows.subtracted),
-            tail.values(*fields, **_EVENT_COLUMNS).order_by(),
+            _deltas(usage_filter).values(*fields, *METRICS).order_by(),
         ]
     by_session = group_by == "session_id"
     return [
-        _grouped(_rollups(usage_filter, stale, by_session=by_session), fields, _ROLLUP_SUMS),
-        _grouped(tail, fields, _EVENT_SUMS),
+        _grouped(_rollups(usage_filter, by_session=by_session), fields, _ROLLUP_SUMS),
+        _grouped(_deltas(usage_filter), fields, _ROLLUP_SUMS),
     ]
+
+
+def _day(value: Any) -> dt.date:
+    """A day as the database returns it (SQLite: as text)."""
+    return dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value
 
 
 def _group_of(group_by: GroupBy, row: dict[str, Any]) -> UsageGroup:
     value = row["g0"]
-    if group_by == "day" and isinstance(value, str):  # SQLite returns dates as text
-        value = dt.date.fromisoformat(value[:10])
+    if group_by == "day":
+        value = _day(value)
     names = {field: row[f"g{n}"] for n, field in enumerate(GROUP_FIELDS[group_by])}
     return UsageGroup(
         value=value.isoformat() if isinstance(value, dt.date) else str(value),
@@ -306,14 +291,17 @@ def _group_of(group_by: GroupBy, row: dict[str, Any]) -> UsageGroup:
 
 
 def usage_spend_by_day(*, usage_filter: UsageFilter, series: GroupBy) -> list[tuple[dt.date, str, Decimal]]:
-    """Cost per (day, series value) over the range, fresh like usage_report (the report's chart)."""
-    stale = _stale_slices(usage_filter)
+    """Cost per (day, series value) over the range, fresh like usage_report (the report's chart):
+    rollups and deltas in one statement, so one snapshot (a fold between two would count twice)."""
     name = GROUP_FIELDS[series][-1] if series in ("tenant", "key") else GROUP_FIELDS[series][0]
-    spent: dict[tuple[dt.date, str], Decimal] = {}
-    for rows in (_rollups(usage_filter, stale), _tail(usage_filter, stale)):
-        for day, value, cost in rows.values_list("day", name).annotate(cost=Sum("cost_usd")).order_by():
-            spent[(day, str(value))] = spent.get((day, str(value)), Decimal(0)) + (cost or Decimal(0))
-    return sorted((day, value, cost) for (day, value), cost in spent.items())
+    parts = [
+        rows.values("day", name).annotate(cost=Sum("cost_usd")).order_by()
+        for rows in (_rollups(usage_filter), _deltas(usage_filter))
+    ]
+    union, params = _union_sql(parts, ["day", "value", "cost"])
+    rows = _fetch(f"{union} SELECT day, value, SUM(cost) AS cost FROM u GROUP BY day, value", params)
+    spent = [(_day(row["day"]), str(row["value"]), _decimal(row["cost"])) for row in rows]
+    return sorted(spent)
 
 
 def usage_daily_spend(*, usage_filter: UsageFilter) -> list[tuple[dt.date, Decimal]]:
@@ -327,7 +315,7 @@ def usage_daily_spend(*, usage_filter: UsageFilter) -> list[tuple[dt.date, Decim
 
 
 def usage_stale_days(*, usage_filter: UsageFilter) -> int:
-    """How many (day, tenant) slices in range wait for the next rollup (read from their events meanwhile)."""
+    """How many (day, tenant) slices in range wait for the next fold (read with their deltas meanwhile)."""
     return len(_stale_slices(usage_filter))
 
 

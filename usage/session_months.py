@@ -3,9 +3,11 @@ grain, less the days of those months outside the range, or the days themselves f
 
 Why months less days: a report's range rarely starts on the 1st (the default is the last 30 days),
 and the daily session grain holds about a row per request when sessions are short, so summing the
-range's days reads nearly the ledger. A month row already sums every day of its month (usage.rollups
-keeps it so in the day's recompute transaction), so month − (days of the month outside the range) is
-exactly the range's days, and reads one row per session of the month plus the few days left out.
+range's days reads nearly the ledger. A month row already sums every folded day of its month
+(usage.folding and usage.rollups keep it so in the transaction that changes a day), so month −
+(days of the month outside the range) is exactly the range's folded days, and reads one row per
+session of the month plus the few days left out (the deltas not yet folded are days, added by
+the caller: usage.selectors).
 Each month chooses the smaller side by its days that can hold usage (none after today).
 """
 
@@ -23,8 +25,8 @@ from usage.types import UsageFilter
 
 @dataclass(frozen=True, slots=True)
 class SessionRows:
-    """Rows whose session sums, `added` minus `subtracted`, are the range's rolled-up part: every
-    current slice of the range, once (stale slices are left to the events' tail)."""
+    """Rollup rows whose session sums, `added` minus `subtracted`, are the range's folded part: every
+    day of the range, once (the deltas not yet folded are the caller's to add)."""
 
     added: list[QuerySet[Any]] = field(default_factory=list)
     subtracted: list[QuerySet[Any]] = field(default_factory=list)
@@ -55,16 +57,7 @@ def _days_q(first: dt.date, last: dt.date) -> Q:
     return Q(day__gte=first, day__lte=last) if first <= last else Q(pk__in=[])
 
 
-def _slices_q(slices: list[tuple[dt.date, int]]) -> Q:
-    match = Q(pk__in=[])
-    for day, tenant_id in slices:
-        match |= Q(day=day, tenant_id=tenant_id)
-    return match
-
-
-def session_rows_of_range(
-    usage_filter: UsageFilter, stale: list[tuple[dt.date, int]], *, today: dt.date
-) -> SessionRows:
+def session_rows_of_range(usage_filter: UsageFilter, *, today: dt.date) -> SessionRows:
     """The rollup rows of the filter's range and tenant, months whole where that reads fewer rows."""
     whole_months: list[dt.date] = []
     days, days_left_out = Q(pk__in=[]), Q(pk__in=[])
@@ -79,7 +72,6 @@ def session_rows_of_range(
             days_left_out |= _days_q(inside_to + dt.timedelta(days=1), last)
         else:
             days |= _days_q(inside_from, inside_to)
-    stale_in_whole = [(day, tenant) for day, tenant in stale if day.replace(day=1) in whole_months]
     daily = UsageDailyRollup.objects.all()
     months = UsageMonthlySessionRollup.objects.filter(month__in=whole_months)
     if usage_filter.tenant_id is not None:
@@ -87,10 +79,8 @@ def session_rows_of_range(
         months = months.filter(tenant_id=usage_filter.tenant_id)
     rows = SessionRows()
     if whole_months:
+        # A month row sums exactly its folded days (usage.folding updates both in one transaction).
         rows.added.append(months)
-        # A stale day's month row still holds its old session rows: taken out here, its events
-        # come back through the tail.
-        rows.subtracted.append(daily.filter(days_left_out | _slices_q(stale_in_whole)))
-    read_days = daily.filter(days)
-    rows.added.append(read_days.exclude(_slices_q(stale)) if stale else read_days)
+        rows.subtracted.append(daily.filter(days_left_out))
+    rows.added.append(daily.filter(days))
     return rows

@@ -14,11 +14,13 @@ from django.db.models import QuerySet, Sum
 
 from keys.models import SpendPeriod
 from keys.spend import SpendTotal, period_start, spend_counters_raise_to, to_nano_usd
-from usage.models import UsageDailyKeyRollup, UsageEvent
+from usage.models import UsageDailyKeyRollup, UsageEvent, UsageRollupDelta
 from usage.retention import retention_horizon
 
+Summed = QuerySet[UsageEvent] | QuerySet[UsageDailyKeyRollup] | QuerySet[UsageRollupDelta]
 
-def _sums(rows: QuerySet[UsageEvent] | QuerySet[UsageDailyKeyRollup], period: str) -> list[SpendTotal]:
+
+def _sums(rows: Summed, period: str) -> list[SpendTotal]:
     per_key = (
         rows.filter(api_key__spend_cap_period=period)
         .values_list("tenant_id", "api_key_id")
@@ -36,7 +38,8 @@ def ledger_totals(*, now: datetime) -> list[SpendTotal]:
 
     Where the period reaches back past the retention horizon (a lifetime cap, once retention
     dropped a month), the dropped days count by their rollups, which hold those events' sums
-    exactly (usage.partitions rolls a month up before dropping it, and never recomputes it after).
+    exactly (usage.partitions rolls a month up before dropping it, its deltas consumed, and never
+    recomputes it after); deltas of such days are added all the same, should any be left.
     """
     horizon = retention_horizon()
     totals: list[SpendTotal] = []
@@ -50,13 +53,12 @@ def ledger_totals(*, now: datetime) -> list[SpendTotal]:
             )
             totals += _sums(events, period)
             continue
-        dropped = UsageDailyKeyRollup.objects.filter(day__lt=horizon.date())
-        if since is not None:
-            dropped = dropped.filter(day__gte=since.date())
+        parts: list[Summed] = [UsageEvent.objects.filter(created_at__gte=horizon)]
+        for dropped in (UsageDailyKeyRollup.objects.all(), UsageRollupDelta.objects.all()):
+            dropped = dropped.filter(day__lt=horizon.date())
+            parts.append(dropped if since is None else dropped.filter(day__gte=since.date()))
         summed: defaultdict[tuple[int, int | None], Decimal] = defaultdict(Decimal)
-        for total in _sums(UsageEvent.objects.filter(created_at__gte=horizon), period) + _sums(
-            dropped, period
-        ):
+        for total in [total for part in parts for total in _sums(part, period)]:
             summed[total.tenant_id, total.key_id] += total.usd
         totals += [SpendTotal(tenant_id, key_id, period, usd) for (tenant_id, key_id), usd in summed.items()]
     return totals

@@ -1,5 +1,5 @@
-"""Celery tasks of the usage app: flush the write-ahead stream, recompute stale daily rollups, keep the
-ledger's monthly partitions (created ahead, dropped past retention)."""
+"""Celery tasks of the usage app: flush the write-ahead stream, fold rollup deltas into the daily
+rollups, keep the ledger's monthly partitions (created ahead, dropped past retention)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def usage_flush() -> int:
 
 @shared_task(name="usage.rollups_refresh", ignore_result=True)
 def usage_rollups_recompute() -> int:
-    """On beat every MESH_USAGE_ROLLUP_INTERVAL_S; safe to run twice or after a killed run."""
+    """On beat every MESH_USAGE_ROLLUP_INTERVAL_S: every stale slice's deltas folded (its cost is the
+    writes since the last run), or the slice recomputed where its mark asks; safe to run twice or
+    after a killed run."""
     return usage_rollups_refresh()
 
 

@@ -25,7 +25,13 @@ from tests.support.waiting import wait_until
 from tests.usage.conftest import rollups_by_slice
 from usage.codec import event_encode
 from usage.flushing import RETIRED_REASON
-from usage.models import LedgerPartitionDrop, UsageDailyRollup, UsageEvent, UsageRollupStale
+from usage.models import (
+    LedgerPartitionDrop,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageRollupDelta,
+    UsageRollupStale,
+)
 from usage.partitions import (
     DEFAULT_PARTITION,
     PARENT,
@@ -244,8 +250,13 @@ def test_retention_drops_the_oldest_month_whole_and_keeps_its_rollups(
     late = event(acme_key, "req_ret_late", OLDEST + dt.timedelta(days=5), cost="0.05")
     usage_events_store(events=[late])  # left stale: the drop must roll it up before the events go
     assert UsageRollupStale.objects.filter(day=(OLDEST + dt.timedelta(days=5)).date()).exists()
+    # Another whose mark is lost (removed by hand): its delta alone says its day lags its events.
+    unmarked = event(acme_key, "req_ret_unmarked", OLDEST + dt.timedelta(days=6), cost="0.07")
+    usage_events_store(events=[unmarked])
+    UsageRollupStale.objects.filter(day=(OLDEST + dt.timedelta(days=6)).date()).delete()
+    assert UsageRollupDelta.objects.filter(day=(OLDEST + dt.timedelta(days=6)).date()).exists()
     before = usage_totals(acme_http)
-    assert before["totals"]["requests"] == 7
+    assert before["totals"]["requests"] == 8
     rollups_before = rollups_by_slice()
 
     dropped = ledger_partitions_drop_expired(months=3)
@@ -259,12 +270,14 @@ def test_retention_drops_the_oldest_month_whole_and_keeps_its_rollups(
     assert not acme.filter(created_at__lt=MIDDLE).exists()
     assert acme.filter(created_at__gte=MIDDLE).count() == 4
     record = LedgerPartitionDrop.objects.get(partition=partition_name(OLDEST))
-    assert (record.events, record.cost_usd, record.retention_months) == (3, Decimal("0.37"), 3)
+    assert (record.events, record.cost_usd, record.retention_months) == (4, Decimal("0.44"), 3)
     audit = AuditEntry.objects.get(action="ledger.partition_drop", target_id=str(record.pk))
-    assert audit.after is not None and audit.after["events"] == 3 and audit.after["cost_usd"] == "0.37"
-    # The rollups of the dropped days: those of before, plus the stale event's, rolled up first.
+    assert audit.after is not None and audit.after["events"] == 4 and audit.after["cost_usd"] == "0.44"
+    # The rollups of the dropped days: those of before, plus the late events', rolled up first
+    # (their deltas consumed: nothing of the dropped month is left to fold).
     oldest_days = {k: v for k, v in rollups_by_slice().items() if k[0] < MIDDLE.date()}
-    assert sum(v[5] for v in oldest_days.values()) == Decimal("0.37")
+    assert sum(v[5] for v in oldest_days.values()) == Decimal("0.44")
+    assert not UsageRollupDelta.objects.filter(day__lt=MIDDLE.date()).exists()
     assert {k: v for k, v in rollups_before.items() if k[0] >= MIDDLE.date()} == {
         k: v for k, v in rollups_by_slice().items() if k[0] >= MIDDLE.date()
     }
