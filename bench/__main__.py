@@ -17,7 +17,16 @@ import httpx
 from bench.loadgen import raise_fd_limit
 from bench.report import BenchReport, markdown, write_json
 from bench.runner import BenchPlan, Runner, Target, request_body
-from bench.services import BenchSetupError, Gateway, PeakRss, ResourceMeter, gateway_env, provision_gateway
+from bench.services import (
+    REPO_ROOT,
+    BenchSetupError,
+    Gateway,
+    PeakRss,
+    ResourceMeter,
+    gateway_env,
+    provision_gateway,
+    source_database,
+)
 from bench.stats import TargetName
 from simulator.server import SimulatorServer
 
@@ -66,6 +75,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="start the gateway through scripts/with-jemalloc as the Procfile does (default), "
         "or on pymalloc (for A/B runs)",
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO_ROOT,
+        help="the checkout whose gateway is measured (an A/B run against an earlier commit's worktree)",
+    )
+    parser.add_argument("--pythonpath", default="", help="extra import path for --source's gateway")
+    parser.add_argument(
+        "--lifespan",
+        choices=["on", "auto"],
+        default="on",
+        help="uvicorn's --lifespan (auto: a checkout without one)",
+    )
     parser.add_argument("--model", default="openai/gpt-4o", help="model id asked of the gateway")
     parser.add_argument(
         "--anthropic-model",
@@ -98,9 +120,15 @@ def gateway_target(
         yield target, ResourceMeter.for_listener(url)
         return
     env = gateway_env(simulator.openai_base_url, metrics=args.metrics == "on")
+    source = args.source.resolve()
+    env["DATABASE_URL"], database = source_database(source)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), args.pythonpath]))
     print("provisioning the gateway (database, migrations, tenant, key)…", flush=True)
-    key = provision_gateway(env)
-    with Gateway(env, app=args.gateway_app, jemalloc=args.allocator == "jemalloc") as gateway:
+    key = provision_gateway(env, root=source, database=database)
+    jemalloc = args.allocator == "jemalloc"
+    with Gateway(
+        env, app=args.gateway_app, jemalloc=jemalloc, source=source, lifespan=args.lifespan
+    ) as gateway:
         assert gateway.process is not None
         target = Target("gateway", f"{gateway.url}/v1", key, args.model, f"{gateway.url}/healthz")
         yield target, ResourceMeter([gateway.process.pid])
@@ -139,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "profile": "quick" if args.quick else "full",
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "gateway": args.gateway_url
-        or f"uvicorn meshplatform.asgi:application, 2 workers, production settings, metrics {args.metrics}",
+        or f"uvicorn meshplatform.asgi:application from {args.source.resolve()}, 2 workers, "
+        f"production settings, metrics {args.metrics}",
         "simulator_workers": args.simulator_workers,
         "load_processes": plan.load_processes,
         "cell_duration_s": plan.cell_duration_s,

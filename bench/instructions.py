@@ -27,18 +27,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from bench.runner import request_body
 from bench.services import (
-    DATABASE_URL,
     REPO_ROOT,
     BenchSetupError,
     gateway_env,
     provision_gateway,
+    source_database,
 )
 from simulator.server import SimulatorServer, free_port
 
@@ -114,15 +113,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="what is counted: user-space instructions (callgrind) or system calls (strace)",
     )
     return parser.parse_args(argv)
-
-
-def _database_url(source: Path) -> tuple[str, str]:
-    """This checkout's bench database, or one of its own for another checkout (other migrations)."""
-    parts = urlsplit(DATABASE_URL)
-    name = parts.path.lstrip("/") or "mesh_bench"
-    if source.resolve() != REPO_ROOT:
-        name = f"{name}_{source.resolve().name}"
-    return urlunsplit(parts._replace(path=f"/{name}")), name
 
 
 class CountedGateway:
@@ -312,7 +302,7 @@ def measure(args: argparse.Namespace) -> list[CellCount]:
         tempfile.TemporaryDirectory(prefix="mesh-callgrind-") as tmp,
     ):
         env = gateway_env(simulator.openai_base_url, metrics=args.metrics == "on")
-        url, database = _database_url(source)
+        url, database = source_database(source)
         env["DATABASE_URL"] = url
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), args.pythonpath]))
         print(f"provisioning {database} from {source}…", flush=True)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
@@ -61,6 +61,16 @@ def gateway_env(simulator_openai_url: str, *, metrics: bool) -> dict[str, str]:
         "ANTHROPIC_BASE_URL": simulator_openai_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
+
+
+def source_database(source: Path) -> tuple[str, str]:
+    """The bench database (URL, name) for a checkout: this one's, or one of its own for another
+    checkout (its migrations differ), named after its directory."""
+    parts = urlsplit(DATABASE_URL)
+    name = parts.path.lstrip("/") or "mesh_bench"
+    if source.resolve() != REPO_ROOT:
+        name = f"{name}_{source.resolve().name}"
+    return urlunsplit(parts._replace(path=f"/{name}")), name
 
 
 def _run(
@@ -147,8 +157,11 @@ class Gateway:
         workers: int = GATEWAY_WORKERS,
         app: str = "meshplatform.asgi:application",
         jemalloc: bool = True,
+        source: Path = REPO_ROOT,
+        lifespan: str = "on",
     ) -> None:
         self.env = {**env, "MESH_JEMALLOC": "on" if jemalloc else "off"}
+        self.source, self.lifespan = source, lifespan
         self.workers = workers
         self.app = app
         self.port = free_port()
@@ -161,11 +174,11 @@ class Gateway:
             str(WITH_JEMALLOC), sys.executable, "-m", "uvicorn", self.app,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-            "--lifespan", "on",
+            "--lifespan", self.lifespan,
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=self.source, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         try:
             wait_until_healthy(self.url, self.process, self.log)
