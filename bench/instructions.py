@@ -38,6 +38,7 @@ from bench.services import (
     gateway_env,
     provision_gateway,
     source_database,
+    wait_until_healthy,
 )
 from simulator.server import SimulatorServer, free_port
 
@@ -146,18 +147,7 @@ class CountedGateway:
             self.process = subprocess.Popen(
                 command, cwd=self.source, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with httpx.Client(timeout=5.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise BenchSetupError(f"the gateway exited:\n{self.log.read_text()[-3000:]}")
-                try:
-                    if client.get(f"{self.url}/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(1.0)
-        raise BenchSetupError(f"the gateway did not start:\n{self.log.read_text()[-3000:]}")
+        wait_until_healthy(self.url, self.process, self.log, timeout_s=START_TIMEOUT_S)
 
     def count_on(self) -> None:
         raise NotImplementedError

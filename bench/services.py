@@ -123,8 +123,10 @@ def provision_gateway(env: dict[str, str], *, root: Path = REPO_ROOT, database: 
     return lines[-1].strip()
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes] | None, log: Path | None, *, timeout_s: float = START_TIMEOUT_S
+) -> None:
+    deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=1.0) as client:
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
@@ -135,7 +137,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None, log: P
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise BenchSetupError(f"{url}/healthz did not answer 200 within {START_TIMEOUT_S}s:\n{_tail(log)}")
+    raise BenchSetupError(f"{url}/healthz did not answer 200 within {timeout_s:g}s:\n{_tail(log)}")
 
 
 def _tail(log: Path | None) -> str:
