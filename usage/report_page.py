@@ -18,7 +18,7 @@ from usage.selectors import (
     usage_top_groups,
     usage_totals,
 )
-from usage.types import GroupBy, UsageFilter, UsageGroup, UsageTotals
+from usage.types import GroupBy, UsageFilter, UsageGroup, UsageReport, UsageTotals
 
 REPORT_GROUPS_SHOWN = 500
 TOP_ROWS = 10
@@ -46,7 +46,10 @@ class Table:
     title: str
     group_by: str
     rows: list[Row]
-    group_count: int
+    # None where not counted (sessions: a count reads every session of the range); `more` then
+    # says whether groups past these exist.
+    group_count: int | None
+    more: bool = False
     # Not computed with the page: the browser fetches it on its own (report_top_table).
     deferred: bool = False
 
@@ -97,10 +100,25 @@ def report_top_table(*, usage_filter: UsageFilter, top_by: GroupBy, whole: Decim
     return Table(dict(TOP_TABLES)[top_by], top_by, _rows(top_by, groups, whole), len(groups))
 
 
+def _main_report(usage_filter: UsageFilter, group_by: GroupBy) -> tuple[UsageReport, bool]:
+    """The main table's groups and the range's totals, and whether groups past them exist. By
+    session: the largest sessions and one more (usage_top_groups reads them without every session
+    of the range), the totals from the session-free rollups, and no count (it reads every session):
+    the page says "more sessions" instead of a count."""
+    if group_by != "session_id":
+        report = usage_report(usage_filter=usage_filter, group_by=group_by, limit=REPORT_GROUPS_SHOWN)
+        return report, report.group_count > len(report.groups)
+    groups = usage_top_groups(usage_filter=usage_filter, group_by=group_by, limit=REPORT_GROUPS_SHOWN + 1)
+    totals = usage_totals(usage_filter=usage_filter)
+    shown = groups[:REPORT_GROUPS_SHOWN]
+    return UsageReport(usage_filter, group_by, totals, shown, len(shown)), len(groups) > len(shown)
+
+
 def report_page_build(
     *, usage_filter: UsageFilter, group_by: GroupBy, stack_by: GroupBy, bucket: str
 ) -> ReportPage:
-    main_report = usage_report(usage_filter=usage_filter, group_by=group_by, limit=REPORT_GROUPS_SHOWN)
+    main_report, more = _main_report(usage_filter, group_by)
+    counted = None if group_by == "session_id" else main_report.group_count
     whole = main_report.totals.cost_usd
     if group_by == "day":
         periods = _periods(main_report.groups, bucket)
@@ -108,12 +126,12 @@ def report_page_build(
         main = Table(f"By {bucket}", bucket, rows, len(rows))
     else:
         main = Table(f"By {group_by.replace('_', ' ')}", group_by,
-                     _rows(group_by, main_report.groups, whole), main_report.group_count)  # fmt: skip
+                     _rows(group_by, main_report.groups, whole), counted, more)  # fmt: skip
     tops = []
     for top_by, title in TOP_TABLES:
         if top_by == group_by:  # the main table already holds these, largest first
             groups = main_report.groups[:TOP_ROWS]
-            tops.append(Table(title, top_by, _rows(top_by, groups, whole), main_report.group_count))
+            tops.append(Table(title, top_by, _rows(top_by, groups, whole), counted, more))
         elif top_by in DEFERRED_TOPS:
             tops.append(Table(title, top_by, [], 0, deferred=True))
         else:

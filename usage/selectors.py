@@ -4,8 +4,9 @@ behind them for export."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -16,6 +17,7 @@ from django.db.models.functions import Coalesce, NullIf, TruncDate
 from keys.models import ApiKey
 from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupDelta, UsageRollupStale
 from usage.session_months import session_months_apply, session_rows_of_range
+from usage.session_top import session_top
 from usage.types import GroupBy, UsageFilter, UsageGroup, UsageReport, UsageTotals
 
 METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
@@ -182,15 +184,18 @@ def _fetch(sql: str, params: list[Any]) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _grouped_sql(usage_filter: UsageFilter, group_by: GroupBy) -> tuple[str, list[Any]]:
+def _grouped_sql(
+    usage_filter: UsageFilter, group_by: GroupBy, narrow: Q | None = None
+) -> tuple[str, list[Any]]:
     """`WITH …, grouped AS (…)`: one row per group (g0…, the metrics), the rollups plus the deltas
-    not yet folded into them (fresh from the ledger flush that stored the events)."""
+    not yet folded into them (fresh from the ledger flush that stored the events); `narrow` (some
+    sessions of some tenants: usage_top_groups) applies to every part."""
     fields = GROUP_FIELDS[group_by]
     keys = [f"g{n}" for n in range(len(fields))]
     if usage_filter.comparison_id is not None:  # rollups do not keep it: the comparison's events
         parts = [_grouped(_comparison_events(usage_filter), fields, _EVENT_SUMS)]
     else:
-        parts = _rolled_up_parts(usage_filter, group_by)
+        parts = _rolled_up_parts(usage_filter, group_by, narrow)
     union, params = _union_sql(parts, [*keys, *METRICS])
     sums = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
     # Every event counts a request: a group netting zero requests (a session only on days a
@@ -206,9 +211,62 @@ def _order(group_by: GroupBy) -> str:
     return "g0" if group_by == "day" else "cost_usd DESC, g0"
 
 
+# Sessions per narrowed statement: its IN list is repeated in each part (under PostgreSQL's 65,535
+# bound parameters).
+SESSIONS_PER_LOOKUP = 5000
+
+
+def _sessions_narrow(sessions: Collection[str], tenants: Collection[int]) -> Q:
+    return Q(session_id__in=sorted(sessions), tenant_id__in=sorted(tenants))
+
+
+def _session_costs(
+    usage_filter: UsageFilter, sessions: Collection[str], tenants: Collection[int]
+) -> dict[str, Decimal]:
+    """Each of `sessions`' exact cost over the range: the report's statement narrowed to them."""
+    costs: dict[str, Decimal] = {}
+    ordered = sorted(sessions)
+    for start in range(0, len(ordered), SESSIONS_PER_LOOKUP):
+        chunk = ordered[start : start + SESSIONS_PER_LOOKUP]
+        grouped, params = _grouped_sql(usage_filter, "session_id", _sessions_narrow(chunk, tenants))
+        for row in _fetch(f"{grouped} SELECT g0, cost_usd FROM grouped", params):
+            costs[str(row["g0"])] = _decimal(row["cost_usd"])
+    return costs
+
+
+def _sessions_ordered(
+    usage_filter: UsageFilter, sessions: Collection[str], tenants: Collection[int], limit: int
+) -> list[UsageGroup]:
+    """The `limit` largest of `sessions`, ordered by the report's own ORDER BY (its ties, its collation)."""
+    if not sessions:
+        return []
+    grouped, params = _grouped_sql(usage_filter, "session_id", _sessions_narrow(sessions, tenants))
+    order = _order("session_id")
+    rows = _fetch(f"{grouped} SELECT * FROM grouped ORDER BY {order} LIMIT {int(limit)}", params)
+    return [_group_of("session_id", row) for row in rows]
+
+
 def usage_top_groups(*, usage_filter: UsageFilter, group_by: GroupBy, limit: int) -> list[UsageGroup]:
     """The `limit` largest groups as usage_report orders them, without its totals and group count:
-    those are window sums over every group (50,000 sessions for a top ten)."""
+    those are window sums over every group (50,000 sessions for a top ten). Sessions, where the
+    range is read as whole months, by a threshold algorithm over each month's sessions in cost
+    order (usage.session_top): the rows read grow with `limit` and the skew, not the sessions."""
+    if group_by == "session_id":
+        top = session_top(
+            usage_filter=usage_filter,
+            n=limit,
+            today=dt.datetime.now(dt.UTC).date(),
+            exact=partial(_session_costs, usage_filter),
+            ordered=partial(_sessions_ordered, usage_filter),
+        )
+        if top is not None:
+            return top
+    return usage_top_groups_scanned(usage_filter=usage_filter, group_by=group_by, limit=limit)
+
+
+def usage_top_groups_scanned(*, usage_filter: UsageFilter, group_by: GroupBy, limit: int) -> list[UsageGroup]:
+    """usage_top_groups by the full statement: every group summed, sorted, cut (the reference
+    the threshold algorithm is tested and benchmarked against)."""
     grouped, params = _grouped_sql(usage_filter, group_by)
     rows = _fetch(f"{grouped} SELECT * FROM grouped ORDER BY {_order(group_by)} LIMIT {int(limit)}", params)
     return [_group_of(group_by, row) for row in rows]
@@ -249,20 +307,23 @@ def usage_report(
     )
 
 
-def _rolled_up_parts(usage_filter: UsageFilter, group_by: GroupBy) -> list[QuerySet[Any]]:
+def _rolled_up_parts(
+    usage_filter: UsageFilter, group_by: GroupBy, narrow: Q | None = None
+) -> list[QuerySet[Any]]:
     """The rollups and the deltas not yet folded, grouped or as rows for the report's GROUP BY:
     sessions from whole months less the days left out where that reads fewer rows
     (usage.session_months), everything else from the daily grains."""
     fields = GROUP_FIELDS[group_by]
     if group_by == "session_id" and session_months_apply(usage_filter):
-        rows = session_rows_of_range(usage_filter, today=dt.datetime.now(dt.UTC).date())
+        rows = session_rows_of_range(usage_filter, today=dt.datetime.now(dt.UTC).date(), narrow=narrow)
+        deltas = _deltas(usage_filter) if narrow is None else _deltas(usage_filter).filter(narrow)
         # Rows as they are, signed, summed once by the report's own GROUP BY: a month's rows are
         # already one per tenant × session; a first aggregation per part would only add work.
         negated = {f"minus_{name}": -F(name) for name in METRICS}
         return [
             *(part.values(*fields, *METRICS).order_by() for part in rows.added),
             *(part.values(*fields, **negated).order_by() for part in rows.subtracted),
-            _deltas(usage_filter).values(*fields, *METRICS).order_by(),
+            deltas.values(*fields, *METRICS).order_by(),
         ]
     by_session = group_by == "session_id"
     return [

@@ -57,10 +57,22 @@ def _days_q(first: dt.date, last: dt.date) -> Q:
     return Q(day__gte=first, day__lte=last) if first <= last else Q(pk__in=[])
 
 
-def session_rows_of_range(usage_filter: UsageFilter, *, today: dt.date) -> SessionRows:
-    """The rollup rows of the filter's range and tenant, months whole where that reads fewer rows."""
+@dataclass(frozen=True, slots=True)
+class MonthPlan:
+    """How a range's months are read: `whole_months` from the month grain less `days_left_out`,
+    the others as `days` of the daily grain (`reads_days`: some month is read as days)."""
+
+    whole_months: list[dt.date]
+    days_left_out: Q
+    days: Q
+    reads_days: bool
+
+
+def month_plan_of_range(usage_filter: UsageFilter, *, today: dt.date) -> MonthPlan:
+    """Each month of the range whole where that reads fewer rows (its days that can hold usage)."""
     whole_months: list[dt.date] = []
     days, days_left_out = Q(pk__in=[]), Q(pk__in=[])
+    reads_days = False
     for first, last in _months(usage_filter.date_from, usage_filter.date_to):
         inside_from, inside_to = max(first, usage_filter.date_from), min(last, usage_filter.date_to)
         left_out = _usable_days(first, inside_from - dt.timedelta(days=1), today) + _usable_days(
@@ -72,15 +84,27 @@ def session_rows_of_range(usage_filter: UsageFilter, *, today: dt.date) -> Sessi
             days_left_out |= _days_q(inside_to + dt.timedelta(days=1), last)
         else:
             days |= _days_q(inside_from, inside_to)
+            reads_days = reads_days or _usable_days(inside_from, inside_to, today) > 0
+    return MonthPlan(whole_months, days_left_out, days, reads_days)
+
+
+def session_rows_of_range(
+    usage_filter: UsageFilter, *, today: dt.date, narrow: Q | None = None
+) -> SessionRows:
+    """The rollup rows of the filter's range and tenant, months whole where that reads fewer rows;
+    `narrow` (a session and tenant filter) applies to every part."""
+    plan = month_plan_of_range(usage_filter, today=today)
     daily = UsageDailyRollup.objects.all()
-    months = UsageMonthlySessionRollup.objects.filter(month__in=whole_months)
+    months = UsageMonthlySessionRollup.objects.filter(month__in=plan.whole_months)
     if usage_filter.tenant_id is not None:
         daily = daily.filter(tenant_id=usage_filter.tenant_id)
         months = months.filter(tenant_id=usage_filter.tenant_id)
+    if narrow is not None:
+        daily, months = daily.filter(narrow), months.filter(narrow)
     rows = SessionRows()
-    if whole_months:
+    if plan.whole_months:
         # A month row sums exactly its folded days (usage.folding updates both in one transaction).
         rows.added.append(months)
-        rows.subtracted.append(daily.filter(days_left_out))
-    rows.added.append(daily.filter(days))
+        rows.subtracted.append(daily.filter(plan.days_left_out))
+    rows.added.append(daily.filter(plan.days))
     return rows

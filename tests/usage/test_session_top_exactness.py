@@ -1,0 +1,208 @@
+"""Top sessions by the threshold algorithm (usage.session_top) equal the full statement's top
+exactly (Decimal costs, ties by session id) over months read whole less the days left out, with
+unfolded positive and negative deltas, for each of two tenants and for the operator's all-tenant
+view; a session whose every month is below the lists' thresholds but whose total leads is found;
+the admin page shows the same rows and says "more sessions" instead of counting them."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from keys.models import Tenant
+from keys.services import CreatedKey
+from tests.usage.conftest import DAY_S, history, today, usage_event
+from usage import report_page, session_top
+from usage.models import UsageRollupDelta
+from usage.rollups import usage_rollups_refresh
+from usage.selectors import usage_top_groups, usage_top_groups_scanned
+from usage.session_top import session_top_applies
+from usage.store import usage_events_store
+from usage.types import UsageFilter, UsageGroup
+
+REPORT = "/admin/usage/usagereport/"
+TABLE_CSV = "/admin/usage/usagereport/table.csv"
+
+
+def month_start(months_back: int) -> dt.date:
+    first = today().replace(day=1)
+    for _ in range(months_back):
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    return first
+
+
+def days_ago(day: dt.date) -> float:
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+    return max(0.0, (time.time() - noon.timestamp()) / DAY_S)
+
+
+def spend(key: CreatedKey, day: dt.date, session: str, cost: str) -> None:
+    usage_events_store(events=[usage_event(key, days_ago=days_ago(day), session=session, cost=Decimal(cost))])
+
+
+# The range: from the 3rd of two months ago (that month whole less its first two days) to today.
+RANGE_FROM_DAY = 3
+
+
+def range_filter(tenant: Tenant | None) -> UsageFilter:
+    return UsageFilter(
+        tenant_id=tenant.pk if tenant else None,
+        date_from=month_start(2) + dt.timedelta(days=RANGE_FROM_DAY - 1),
+        date_to=today(),
+    )
+
+
+@pytest.fixture
+def skewed_sessions(acme_key: CreatedKey, globex_key: CreatedKey) -> None:
+    """Two months' lists where `spread` is third in each (7 + 7) yet first in total; `early` whose
+    month row is large only through the days left out; ties; a shared id in both tenants; many
+    small sessions; then unfolded deltas: a new session today, and a rewrite lowering `b1`."""
+    older, last = month_start(2), month_start(1)
+    for session, cost in (("a1", "10"), ("a2", "9"), ("spread", "7")):
+        spend(acme_key, older + dt.timedelta(days=9), session, cost)
+    for session, cost in (("b1", "10"), ("b2", "9"), ("spread", "7")):
+        spend(acme_key, last + dt.timedelta(days=9), session, cost)
+    spend(acme_key, older, "early", "100")  # the 1st: left out of the range
+    spend(acme_key, older + dt.timedelta(days=14), "early", "1")
+    for session in ("tie-z", "tie-x", "tie-y"):
+        spend(acme_key, last + dt.timedelta(days=4), session, "5.000000001")
+    spend(globex_key, last + dt.timedelta(days=2), "spread", "50")
+    spend(globex_key, last + dt.timedelta(days=3), "globex-secret", "20")
+    usage_events_store(events=history(acme_key, [f"small-{n}" for n in range(60)], seed=3, count=150))
+    usage_events_store(events=history(globex_key, [f"g-small-{n}" for n in range(40)], seed=4, count=90))
+    usage_rollups_refresh()
+    spend(acme_key, today(), "late", "11")  # a positive delta, not folded
+    # What a stream's rewrite journals when its final cost is below its provisional one.
+    UsageRollupDelta.objects.create(
+        day=last + dt.timedelta(days=9), tenant_id=acme_key.api_key.tenant_id, api_key=acme_key.api_key,
+        session_id="b1", model="openai/gpt-4o-mini", requests=0, cost_usd=Decimal("-6"),
+    )  # fmt: skip
+
+
+def ranked(groups: list[UsageGroup]) -> list[tuple[str, Decimal, int]]:
+    return [(g.value, g.totals.cost_usd, g.totals.requests) for g in groups]
+
+
+@pytest.fixture
+def one_row_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists read a row at a time, so the stop condition decides after every row."""
+    monkeypatch.setattr(session_top, "FIRST_BATCH", 1)
+
+
+def test_a_session_below_every_lists_threshold_but_first_in_total_is_found(
+    skewed_sessions: None, one_row_batches: None, tenant_acme: Tenant
+) -> None:
+    usage_filter = range_filter(tenant_acme)
+    assert session_top_applies(usage_filter, today=today())
+
+    top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=2)
+
+    assert [(g.value, g.totals.cost_usd) for g in top] == [("spread", Decimal("14")), ("late", Decimal("11"))]
+    assert ranked(top) == ranked(
+        usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=2)
+    )
+
+
+@pytest.mark.parametrize("scope", ["acme", "globex", "all"])
+def test_every_top_n_equals_the_full_statements(
+    skewed_sessions: None, one_row_batches: None, tenant_acme: Tenant, tenant_globex: Tenant, scope: str
+) -> None:
+    tenant = {"acme": tenant_acme, "globex": tenant_globex, "all": None}[scope]
+    usage_filter = range_filter(tenant)
+    assert session_top_applies(usage_filter, today=today())
+    every = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=10_000)
+
+    for n in range(1, len(every) + 3):
+        top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=n)
+        assert ranked(top) == ranked(every[:n]), n
+
+    costs = {g.value: g.totals.cost_usd for g in every}
+    if scope == "acme":
+        assert "globex-secret" not in costs and costs["spread"] == Decimal("14")
+        assert (
+            costs["b1"] == Decimal("4") and costs["early"] == Decimal("1") and costs["late"] == Decimal("11")
+        )
+        assert [g.value for g in every if g.value.startswith("tie-")] == ["tie-x", "tie-y", "tie-z"]
+    elif scope == "globex":
+        assert set(costs) >= {"spread", "globex-secret"} and "a1" not in costs and "late" not in costs
+        assert costs["spread"] == Decimal("50")
+    else:  # the operator groups by session id across tenants, as the full statement does
+        assert costs["spread"] == Decimal("64") and every[0].value == "spread"
+
+
+def test_a_range_read_as_days_falls_back_to_the_full_statement(
+    skewed_sessions: None, tenant_acme: Tenant
+) -> None:
+    last = month_start(1)
+    usage_filter = UsageFilter(
+        tenant_id=tenant_acme.pk, date_from=last + dt.timedelta(days=8), date_to=last + dt.timedelta(days=10)
+    )
+    assert not session_top_applies(usage_filter, today=today())
+
+    top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=3)
+
+    assert ranked(top) == ranked(
+        usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
+    )
+    assert [g.value for g in top] == ["b2", "spread", "b1"]  # b1: 10 folded − 6 unfolded
+
+
+def test_the_page_grouped_by_session_shows_the_largest_and_says_more(
+    skewed_sessions: None, finance_http: httpx.Client, tenant_acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    usage_filter = range_filter(tenant_acme)
+    params = {
+        "group_by": "session_id", "tenant": str(tenant_acme.pk),
+        "date_from": str(usage_filter.date_from), "date_to": str(usage_filter.date_to),
+    }  # fmt: skip
+    expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=10_000)
+
+    table = finance_http.get(TABLE_CSV, params=params)
+    page = finance_http.get(REPORT, params=params)
+
+    assert table.status_code == 200 and page.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    total = rows.pop()
+    assert [(r["session_id"], Decimal(r["cost_usd"]), int(r["requests"])) for r in rows] == ranked(expected)
+    assert Decimal(total["cost_usd"]) == sum((g.totals.cost_usd for g in expected), Decimal(0))
+    assert 'id="usage-more-groups"' not in page.text  # every session shown: nothing more to say
+    monkeypatch.setattr(report_page, "REPORT_GROUPS_SHOWN", 5)  # in this process only: the page below
+    built = report_page.report_page_build(
+        usage_filter=usage_filter, group_by="session_id", stack_by="model", bucket="day"
+    )
+    assert [r.label for r in built.main.rows] == [g.value for g in expected[:5]]
+    assert built.main.group_count is None and built.main.more
+
+
+def test_a_tie_at_the_threshold_is_read_on_until_the_lower_session_id_is_seen(
+    acme_key: CreatedKey, tenant_acme: Tenant, one_row_batches: None
+) -> None:
+    """`zz`'s 5 (3 folded + 2 unfolded) ties the last row read (`tie-m`, 5) when the round ends;
+    `tie-n`, unread, also totals 5 and outranks `zz` by id: stopping at a bound merely equal to the
+    third best would show `zz`."""
+    last = month_start(1)
+    for n in range(7):  # large month rows through the days left out, small in range: read first
+        spend(acme_key, last, f"e{n}", "100")
+        spend(acme_key, last + dt.timedelta(days=4), f"e{n}", "0.1")
+    for session, cost in (("big", "10"), ("tie-m", "5"), ("tie-n", "5"), ("zz", "3")):
+        spend(acme_key, last + dt.timedelta(days=4), session, cost)
+    usage_rollups_refresh()
+    spend(acme_key, last + dt.timedelta(days=5), "zz", "2")
+    month_end = month_start(0) - dt.timedelta(days=1)
+    usage_filter = UsageFilter(
+        tenant_id=tenant_acme.pk, date_from=last + dt.timedelta(days=2), date_to=month_end
+    )
+    assert session_top_applies(usage_filter, today=today())
+
+    top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=3)
+
+    assert [g.value for g in top] == ["big", "tie-m", "tie-n"]
+    assert ranked(top) == ranked(
+        usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
+    )
