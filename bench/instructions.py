@@ -35,12 +35,12 @@ from bench.runner import request_body
 from bench.services import (
     REPO_ROOT,
     BenchSetupError,
+    Gateway,
     gateway_env,
     provision_gateway,
     source_database,
-    wait_until_healthy,
 )
-from simulator.server import SimulatorServer, free_port
+from simulator.server import SimulatorServer
 
 STREAM_CHUNKS = 20
 START_TIMEOUT_S = 600.0  # Django's imports under valgrind take a minute or more
@@ -116,38 +116,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class CountedGateway:
-    """One uvicorn worker (production settings) whose work is counted only between `count_on()`
-    and `count_off()`: the subclass says by what."""
+class CountedGateway(Gateway):
+    """One uvicorn worker (production settings) started under a counting tool, whose work is
+    counted only between `count_on()` and `count_off()`: the subclass says by what."""
 
     what = ""
 
     def __init__(
         self, env: dict[str, str], source: Path, out_dir: Path, *, lifespan: str, keep: Path | None
     ) -> None:
-        self.env, self.source, self.out_dir, self.lifespan = env, source, out_dir, lifespan
-        self.keep = keep
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = out_dir / "gateway.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.out_dir, self.keep = out_dir, keep
+        super().__init__(
+            env,
+            workers=1,
+            jemalloc=False,  # under valgrind it would replace valgrind's own allocator
+            source=source,
+            lifespan=lifespan,
+            launcher=self.wrapper(),
+            start_timeout_s=START_TIMEOUT_S,
+        )
 
     def wrapper(self) -> list[str]:
         """What the worker is started under."""
         return []
-
-    def start(self) -> None:
-        command = [
-            *self.wrapper(), sys.executable, "-m", "uvicorn", "meshplatform.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-            "--lifespan", self.lifespan,
-        ]  # fmt: skip
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=self.source, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_until_healthy(self.url, self.process, self.log, timeout_s=START_TIMEOUT_S)
 
     def count_on(self) -> None:
         raise NotImplementedError
@@ -160,15 +151,6 @@ class CountedGateway:
         if self.keep is not None:
             self.keep.mkdir(parents=True, exist_ok=True)
             shutil.copy(output, self.keep / f"{self.what}.{name}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 class Callgrind(CountedGateway):
@@ -300,8 +282,7 @@ def measure(args: argparse.Namespace) -> list[CellCount]:
         counter = Callgrind if args.count == "instructions" else Strace
         gateway = counter(env, source, Path(tmp), lifespan=args.lifespan, keep=args.keep)
         print(f"starting one gateway worker, counted by {gateway.what} (a minute or two)…", flush=True)
-        gateway.start()
-        try:
+        with gateway:
             for mode in sorted({cell.mode for cell in args.cells}):
                 asyncio.run(_requests(gateway.url, key, args.model, Cell(mode, 4), args.warmup))
             counts = []
@@ -313,8 +294,6 @@ def measure(args: argparse.Namespace) -> list[CellCount]:
                     count = CellCount(cell, args.requests, gateway.count_off(dump_name))
                     print(f"  round {round_ + 1} {cell.name}: {_shown(args, count)}", flush=True)
                     counts.append(count)
-        finally:
-            gateway.stop()
     return counts
 
 

@@ -150,7 +150,7 @@ WITH_JEMALLOC = REPO_ROOT / "scripts" / "with-jemalloc"
 class Gateway:
     """`uvicorn meshplatform.asgi:application` with production settings, as `make bench` measures
     it: started through `scripts/with-jemalloc` as the Procfile starts it, unless `jemalloc=False`
-    (pymalloc, for A/B runs)."""
+    (pymalloc, for A/B runs), or through `launcher` instead (a counting tool: bench.instructions)."""
 
     def __init__(
         self,
@@ -161,9 +161,13 @@ class Gateway:
         jemalloc: bool = True,
         source: Path = REPO_ROOT,
         lifespan: str = "on",
+        launcher: list[str] | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
         self.env = {**env, "MESH_JEMALLOC": "on" if jemalloc else "off"}
         self.source, self.lifespan = source, lifespan
+        self.launcher = [str(WITH_JEMALLOC)] if launcher is None else launcher
+        self.start_timeout_s = start_timeout_s
         self.workers = workers
         self.app = app
         self.port = free_port()
@@ -173,7 +177,7 @@ class Gateway:
 
     def __enter__(self) -> Self:
         command = [
-            str(WITH_JEMALLOC), sys.executable, "-m", "uvicorn", self.app,
+            *self.launcher, sys.executable, "-m", "uvicorn", self.app,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
             "--lifespan", self.lifespan,
@@ -183,7 +187,7 @@ class Gateway:
                 command, cwd=self.source, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         try:
-            wait_until_healthy(self.url, self.process, self.log)
+            wait_until_healthy(self.url, self.process, self.log, timeout_s=self.start_timeout_s)
             # Workers answer /healthz as soon as one is up; give the second a moment to boot too.
             time.sleep(0.5)
         except BaseException:
