@@ -49,9 +49,12 @@ def test_a_stream_cut_by_a_killed_worker_bills_what_it_delivered_and_is_finalise
             for line in streamed.iter_lines():
                 delivered += line.startswith("data: {")
                 if delivered == 60:  # ~1.2 s in: several progress reports were written
+                    # SIGKILL mid-stream (no finally runs), before leaving the loop: leaving it
+                    # closes the line iterator and with it the connection, which the worker would
+                    # otherwise settle as a client that left, if it ran before the kill.
+                    doomed.process.kill()  # type: ignore[union-attr]
+                    doomed.process.wait(5)  # type: ignore[union-attr]
                     break
-            doomed.process.kill()  # type: ignore[union-attr]  # SIGKILL mid-stream: no finally runs
-            doomed.process.wait(5)  # type: ignore[union-attr]
     except httpx.HTTPError:
         pass  # the connection died with the process
     finally:
@@ -167,6 +170,79 @@ def test_a_request_whose_worker_dies_before_it_answers_is_billed_by_the_finalise
     counter = key_counter_name(acme_key.api_key.tenant_id, acme_key.api_key.pk, "monthly", datetime.now(UTC))
     assert int(test_redis.get(counter) or 0) == int(row.cost_usd * 1_000_000_000)
     assert usage_provisional_finalise() == 0  # once
+
+
+def _monthly_spend(key: CreatedKey) -> int:
+    counter = key_counter_name(key.api_key.tenant_id, key.api_key.pk, "monthly", datetime.now(UTC))
+    return int(redis.Redis.from_url(settings.REDIS_URL).get(counter) or 0)
+
+
+def test_a_streams_note_is_never_finalised_while_the_stream_runs(
+    gateway: GatewayServer, acme_key: CreatedKey, usage_gateway_env: Callable[..., dict[str, str]]
+) -> None:
+    """No provisional entry is written at a stream's first chunk: its in-flight note stands for it
+    until the first progress report. With no grace, the note's horizon is timeout x candidates
+    plus, for a stream, the progress interval and one more timeout: beat, run all along, never
+    takes a running stream's note for a dead worker's (that would bill it twice)."""
+    server = GatewayServer(
+        env=usage_gateway_env(MESH_STREAM_FINALISE_GRACE_S="0", MESH_STREAM_PROGRESS_INTERVAL_S="1"), workers=1
+    )
+    server.start()
+    body = chat_body(stream=True, timeout=1, session_id="long-note", mock={"chunks": 50, "chunk_delay_ms": 50})
+    finalised = 0
+    try:
+        headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
+        with (
+            httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as streamed,
+        ):
+            for line in streamed.iter_lines():  # ~2.5 s: past timeout + grace, the JSON horizon
+                if line.startswith("data: {"):
+                    finalised += usage_provisional_finalise()
+    finally:
+        server.stop()
+    assert finalised == 0
+    request_id = streamed.headers["X-Request-Id"]
+    wait_until(lambda: ledger_events([request_id]), what="the stream's entry")
+    [event] = ledger_events([request_id]).values()
+    assert event.error_code == "" and event.http_status == 200 and not event.provisional
+    assert event.completion_tokens > 0 and _monthly_spend(acme_key) == int(event.cost_usd * 1_000_000_000)
+    assert usage_provisional_finalise() == 0
+
+
+def test_a_stream_whose_worker_dies_before_its_first_report_is_billed_by_its_note(
+    gateway: GatewayServer, acme_key: CreatedKey, usage_gateway_env: Callable[..., dict[str, str]]
+) -> None:
+    doomed = GatewayServer(
+        env=usage_gateway_env(MESH_STREAM_FINALISE_GRACE_S="0", MESH_STREAM_PROGRESS_INTERVAL_S="1"), workers=1
+    )
+    doomed.start()
+    headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
+    body = chat_body(stream=True, timeout=1, session_id="early-death", mock={"chunks": 200, "chunk_delay_ms": 20})
+    try:
+        with (
+            httpx.Client(base_url=doomed.base_url, headers=headers, timeout=10) as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as streamed,
+        ):
+            for line in streamed.iter_lines():
+                if line.startswith("data: {"):  # the first chunk: no progress report yet
+                    doomed.process.kill()  # type: ignore[union-attr]
+                    doomed.process.wait(5)  # type: ignore[union-attr]
+                    break
+    except httpx.HTTPError:
+        pass
+    finally:
+        doomed.stop()
+    request_id = streamed.headers["X-Request-Id"]
+    assert usage_provisional_finalise() == 0  # the note's horizon (1 + 1 + 1 s) is not past yet
+    assert not UsageEvent.objects.filter(request_id=request_id).exists()
+
+    wait_until(usage_provisional_finalise, what="the note's finalisation", timeout=10)
+    row = UsageEvent.objects.get(request_id=request_id)
+    assert row.error_code == "worker_lost" and row.tokens_estimated and not row.provisional
+    assert row.prompt_tokens > 0 and row.cost_usd > 0 and row.session_id == "early-death"
+    assert _monthly_spend(acme_key) == int(row.cost_usd * 1_000_000_000)  # billed once
+    assert usage_provisional_finalise() == 0
 
 
 def suppress_http(client: httpx.Client, body: dict[str, object]) -> None:
