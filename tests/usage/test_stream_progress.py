@@ -172,6 +172,9 @@ def test_a_request_whose_worker_dies_before_it_answers_is_billed_by_the_finalise
     assert usage_provisional_finalise() == 0  # once
 
 
+NO_GRACE_1S_REPORTS = {"MESH_STREAM_FINALISE_GRACE_S": "0", "MESH_STREAM_PROGRESS_INTERVAL_S": "1"}
+
+
 def _monthly_spend(key: CreatedKey) -> int:
     counter = key_counter_name(key.api_key.tenant_id, key.api_key.pk, "monthly", datetime.now(UTC))
     return int(redis.Redis.from_url(settings.REDIS_URL).get(counter) or 0)
@@ -184,11 +187,10 @@ def test_a_streams_note_is_never_finalised_while_the_stream_runs(
     until the first progress report. With no grace, the note's horizon is timeout x candidates
     plus, for a stream, the progress interval and one more timeout: beat, run all along, never
     takes a running stream's note for a dead worker's (that would bill it twice)."""
-    server = GatewayServer(
-        env=usage_gateway_env(MESH_STREAM_FINALISE_GRACE_S="0", MESH_STREAM_PROGRESS_INTERVAL_S="1"), workers=1
-    )
+    server = GatewayServer(env=usage_gateway_env(**NO_GRACE_1S_REPORTS), workers=1)
     server.start()
-    body = chat_body(stream=True, timeout=1, session_id="long-note", mock={"chunks": 50, "chunk_delay_ms": 50})
+    mock = {"chunks": 50, "chunk_delay_ms": 50}
+    body = chat_body(stream=True, timeout=1, session_id="long-note", mock=mock)
     finalised = 0
     try:
         headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
@@ -213,12 +215,11 @@ def test_a_streams_note_is_never_finalised_while_the_stream_runs(
 def test_a_stream_whose_worker_dies_before_its_first_report_is_billed_by_its_note(
     gateway: GatewayServer, acme_key: CreatedKey, usage_gateway_env: Callable[..., dict[str, str]]
 ) -> None:
-    doomed = GatewayServer(
-        env=usage_gateway_env(MESH_STREAM_FINALISE_GRACE_S="0", MESH_STREAM_PROGRESS_INTERVAL_S="1"), workers=1
-    )
+    doomed = GatewayServer(env=usage_gateway_env(**NO_GRACE_1S_REPORTS), workers=1)
     doomed.start()
     headers = {"Authorization": f"Bearer {acme_key.plaintext}"}
-    body = chat_body(stream=True, timeout=1, session_id="early-death", mock={"chunks": 200, "chunk_delay_ms": 20})
+    mock = {"chunks": 200, "chunk_delay_ms": 20}
+    body = chat_body(stream=True, timeout=1, session_id="early-death", mock=mock)
     try:
         with (
             httpx.Client(base_url=doomed.base_url, headers=headers, timeout=10) as client,
