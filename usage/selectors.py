@@ -325,11 +325,10 @@ def _rolled_up_parts(
             *(part.values(*fields, **negated).order_by() for part in rows.subtracted),
             deltas.values(*fields, *METRICS).order_by(),
         ]
-    by_session = group_by == "session_id"
-    return [
-        _grouped(_rollups(usage_filter, by_session=by_session), fields, _ROLLUP_SUMS),
-        _grouped(_deltas(usage_filter), fields, _ROLLUP_SUMS),
-    ]
+    rollups, deltas = _rollups(usage_filter, by_session=group_by == "session_id"), _deltas(usage_filter)
+    if narrow is not None:
+        rollups, deltas = rollups.filter(narrow), deltas.filter(narrow)
+    return [_grouped(rollups, fields, _ROLLUP_SUMS), _grouped(deltas, fields, _ROLLUP_SUMS)]
 
 
 def _day(value: Any) -> dt.date:

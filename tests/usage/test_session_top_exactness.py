@@ -18,10 +18,11 @@ import pytest
 from keys.models import Tenant
 from keys.services import CreatedKey
 from tests.usage.conftest import DAY_S, history, today, usage_event
-from usage import report_page, session_top
+from usage import report_page, selectors, session_top
 from usage.models import UsageRollupDelta
 from usage.rollups import usage_rollups_refresh
 from usage.selectors import usage_top_groups, usage_top_groups_scanned
+from usage.session_months import month_plan_of_range
 from usage.session_top import session_top_applies
 from usage.store import usage_events_store
 from usage.types import UsageFilter, UsageGroup
@@ -89,6 +90,15 @@ def ranked(groups: list[UsageGroup]) -> list[tuple[str, Decimal, int]]:
     return [(g.value, g.totals.cost_usd, g.totals.requests) for g in groups]
 
 
+def without_full_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a fallback to the full statement fails the test: the threshold algorithm answers."""
+
+    def refused(**_: object) -> list[UsageGroup]:
+        raise AssertionError("usage_top_groups fell back to the full statement")
+
+    monkeypatch.setattr(selectors, "usage_top_groups_scanned", refused)
+
+
 @pytest.fixture
 def one_row_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lists read a row at a time, so the stop condition decides after every row."""
@@ -99,7 +109,7 @@ def test_a_session_below_every_lists_threshold_but_first_in_total_is_found(
     skewed_sessions: None, one_row_batches: None, tenant_acme: Tenant
 ) -> None:
     usage_filter = range_filter(tenant_acme)
-    assert session_top_applies(usage_filter, today=today())
+    assert session_top_applies(usage_filter)
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=2)
 
@@ -111,12 +121,18 @@ def test_a_session_below_every_lists_threshold_but_first_in_total_is_found(
 
 @pytest.mark.parametrize("scope", ["acme", "globex", "all"])
 def test_every_top_n_equals_the_full_statements(
-    skewed_sessions: None, one_row_batches: None, tenant_acme: Tenant, tenant_globex: Tenant, scope: str
+    skewed_sessions: None,
+    one_row_batches: None,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    scope: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tenant = {"acme": tenant_acme, "globex": tenant_globex, "all": None}[scope]
     usage_filter = range_filter(tenant)
-    assert session_top_applies(usage_filter, today=today())
+    assert session_top_applies(usage_filter)
     every = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=10_000)
+    without_full_statement(monkeypatch)
 
     for n in range(1, len(every) + 3):
         top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=n)
@@ -136,20 +152,20 @@ def test_every_top_n_equals_the_full_statements(
         assert costs["spread"] == Decimal("64") and every[0].value == "spread"
 
 
-def test_a_range_read_as_days_falls_back_to_the_full_statement(
-    skewed_sessions: None, tenant_acme: Tenant
+def test_a_range_read_as_days_is_read_by_the_threshold_algorithm(
+    skewed_sessions: None, tenant_acme: Tenant, one_row_batches: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     last = month_start(1)
     usage_filter = UsageFilter(
         tenant_id=tenant_acme.pk, date_from=last + dt.timedelta(days=8), date_to=last + dt.timedelta(days=10)
     )
-    assert not session_top_applies(usage_filter, today=today())
+    assert month_plan_of_range(usage_filter, today=today()).reads_days
+    expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
+    without_full_statement(monkeypatch)
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=3)
 
-    assert ranked(top) == ranked(
-        usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
-    )
+    assert ranked(top) == ranked(expected)
     assert [g.value for g in top] == ["b2", "spread", "b1"]  # b1: 10 folded − 6 unfolded
 
 
@@ -198,7 +214,7 @@ def test_a_tie_at_the_threshold_is_read_on_until_the_lower_session_id_is_seen(
     usage_filter = UsageFilter(
         tenant_id=tenant_acme.pk, date_from=last + dt.timedelta(days=2), date_to=month_end
     )
-    assert session_top_applies(usage_filter, today=today())
+    assert session_top_applies(usage_filter)
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=3)
 
