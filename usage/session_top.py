@@ -39,7 +39,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Q, QuerySet, Value
+from django.db.models import Q, QuerySet
 
 from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageMonthlySessionRollup, UsageRollupDelta
 from usage.session_months import MonthPlan, month_plan_of_range, session_months_apply
