@@ -248,9 +248,10 @@ def _sessions_ordered(
 
 def usage_top_groups(*, usage_filter: UsageFilter, group_by: GroupBy, limit: int) -> list[UsageGroup]:
     """The `limit` largest groups as usage_report orders them, without its totals and group count:
-    those are window sums over every group (50,000 sessions for a top ten). Sessions, where the
-    range is read as whole months, by a threshold algorithm over each month's sessions in cost
-    order (usage.session_top): the rows read grow with `limit` and the skew, not the sessions."""
+    those are window sums over every group (50,000 sessions for a top ten). Sessions by a
+    threshold algorithm over each whole month's sessions and each (day, key, model) slice's in cost
+    order (usage.session_top): the rows read grow with `limit`, the lists and the skew, not the
+    sessions; the full statement where it does not apply (usage.session_top's docstring)."""
     if group_by == "session_id":
         top = session_top(
             usage_filter=usage_filter,
@@ -312,7 +313,7 @@ def _rolled_up_parts(
 ) -> list[QuerySet[Any]]:
     """The rollups and the deltas not yet folded, grouped or as rows for the report's GROUP BY:
     sessions from whole months less the days left out where that reads fewer rows
-    (usage.session_months), everything else from the daily grains."""
+    (usage.session_months), everything else from the daily grains; `narrow` applies to every part."""
     fields = GROUP_FIELDS[group_by]
     if group_by == "session_id" and session_months_apply(usage_filter):
         rows = session_rows_of_range(usage_filter, today=dt.datetime.now(dt.UTC).date(), narrow=narrow)

@@ -110,7 +110,10 @@ def _read(lists: list[_List], batch: int) -> list[str]:
     got: dict[int, list[tuple[Any, str]]] = {index: [] for index in range(len(lists))}
     if selects:
         with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(selects), params)
+            # Each list's rows in its own order: a UNION ALL promises none (the same columns, so
+            # the same collation, as each part's ORDER BY).
+            union = " UNION ALL ".join(selects)
+            cursor.execute(f"{union} ORDER BY list_index, cost_usd DESC, session_id", params)
             for index, cost, session in cursor.fetchall():
                 got[index].append((cost, session))
     return [s for index, one in enumerate(lists) for s in one.took(got[index], batch)]

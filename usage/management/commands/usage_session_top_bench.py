@@ -7,7 +7,12 @@ sessions, a long tail of ties to the nano-dollar), N/10 in this month's; daily s
 last month's first two days (the range's days left out: 1 in 25 sessions, half their month), the
 session-free grain a row a day, and 2,000 unfolded deltas today (1 in 10 negative: rewrites). The
 range is the 3rd of last month to today (last month whole less two days, this month whole), as a
-tenant admin (one tenant) and as the operator (all tenants). Each timing is the median of --runs,
+tenant admin (one tenant) and as the operator (all tenants). Then the ranges read as days: the last
+7 days' daily session rows are seeded too (N/20 sessions a day over 2 keys × 2 models, each day's
+sessions half the next day's), and Top sessions and the first page are timed over the last 7 days
+(last month's days and this month whole, or days only early in a month), today, and the first
+range with a key filter and with a model filter (every day of it read as days, 14 lists).
+Each timing is the median of --runs,
 after a warm-up; both paths' rows are compared for equality first. Run it against a database of
 its own (scripts/report_bench.py --session-top makes and drops one).
 """
