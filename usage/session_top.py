@@ -25,8 +25,9 @@ and to the tenants with usage (the index on tenant, session, day), no list read.
 
 Not applicable (None: the caller runs the full statement): a comparison filter (its few events are
 read directly), more than MAX_LISTS lists (many keys × models × days read as days: one statement
-per round holds every list), or more than MAX_ROWS_READ rows read (flat costs: TA would read nearly
-every session, a statement per round).
+per round holds every list), or MAX_ROWS_READ rows read before the bound falls under the n-th
+total (flat costs: TA would read nearly every session; no round reads past it, since each session
+read is a candidate whose exact total is summed).
 """
 
 from __future__ import annotations
@@ -206,16 +207,21 @@ def session_top(
     costs = exact(seen, tenants)
     batch, rows_read = max(n, FIRST_BATCH), 0
     while True:
-        read = _read([one for one in lists if not one.exhausted], batch)
+        active = [one for one in lists if not one.exhausted]
+        if not active:  # every list read to its end: every session is a candidate
+            break
+        if rows_read >= MAX_ROWS_READ:
+            return None
+        # No round past the bound: every session read is a candidate whose exact total is summed.
+        batch = min(batch, max(1, (MAX_ROWS_READ - rows_read) // len(active)))
+        read = _read(active, batch)
         rows_read += len(read)
         fresh = set(read) - seen
         seen |= fresh
         costs.update(exact(fresh, tenants))
         nth = _nth_cost(costs, n)
-        if all(one.exhausted for one in lists) or (nth is not None and nth > sum(o.threshold for o in lists)):
+        if nth is not None and nth > sum(one.threshold for one in lists):
             break
-        if rows_read > MAX_ROWS_READ:
-            return None
         batch *= 2
     cut = _nth_cost(costs, n)
     finalists = [s for s, cost in costs.items() if cut is None or cost >= cut]

@@ -354,16 +354,19 @@ def test_days_keys_and_models_top_n_equals_the_full_statements(
         assert list(costs) == ["spread"] and costs["spread"] == Decimal("14")
 
 
-def test_a_plan_with_too_many_lists_falls_back_to_the_full_statement(
+@pytest.mark.parametrize("bound", ["MAX_LISTS", "MAX_ROWS_READ"])
+def test_too_many_lists_or_rows_read_fall_back_to_the_full_statement(
     sliced_sessions: None,
+    one_row_batches: None,
     tenant_acme: Tenant,
     tenant_globex: Tenant,
     acme_batch_key: CreatedKey,
     monkeypatch: pytest.MonkeyPatch,
+    bound: str,
 ) -> None:
     usage_filter = sliced_filter("model", tenant_acme, tenant_globex, acme_batch_key)
     expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=5)
-    monkeypatch.setattr(session_top, "MAX_LISTS", 2)
+    monkeypatch.setattr(session_top, bound, 2)
     calls: list[int] = []
     scanned = selectors.usage_top_groups_scanned
 
