@@ -413,3 +413,43 @@ def test_the_page_of_a_days_range_with_a_model_filter_shows_the_full_statements_
             )
         else:  # globex's own `spread` only: acme's rows of the same id are not summed in
             assert shown == {"spread": Decimal("50")}
+
+
+@pytest.mark.parametrize("case", ["days", "mixed", "key", "model", "session"])
+def test_the_apis_first_page_by_session_equals_the_full_statements(
+    sliced_sessions: None,
+    acme_http: httpx.Client,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    acme_batch_key: CreatedKey,
+    case: str,
+) -> None:
+    """`/v1/usage?group_by=session_id`: its first page by the threshold algorithm, `count` and
+    `totals` (API contract) computed apart, all equal to the full statement's (usage_report)."""
+    usage_filter = sliced_filter(case, tenant_acme, tenant_globex, acme_batch_key)
+    query = {"group_by": "session_id", "from": str(usage_filter.date_from), "to": str(usage_filter.date_to)}
+    if usage_filter.key_id is not None:
+        query["key"] = acme_batch_key.api_key.prefix
+    for name in ("model", "session_id"):
+        if getattr(usage_filter, name) is not None:
+            query[name] = getattr(usage_filter, name)
+    every = selectors.usage_report(usage_filter=usage_filter, group_by="session_id")
+    assert every.group_count > 0
+
+    for limit in (1, 3, every.group_count + 1):
+        response = acme_http.get("/usage", params={**query, "limit": limit})
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["count"] == every.group_count and body["has_more"] == (limit < every.group_count)
+        assert Decimal(body["totals"]["cost_usd"]) == every.totals.cost_usd
+        counts = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens")
+        assert [body["totals"][name] for name in counts] == [getattr(every.totals, name) for name in counts]
+        shown = [
+            (row["group"], Decimal(row["totals"]["cost_usd"]), row["totals"]["requests"])
+            for row in body["data"]
+        ]
+        assert shown == ranked(every.groups[:limit]), limit
+        assert "globex-secret" not in [row["group"] for row in body["data"]]
+    second = acme_http.get("/usage", params={**query, "limit": 1, "offset": 1}).json()
+    assert [row["group"] for row in second["data"]] == [g.value for g in every.groups[1:2]]
