@@ -12,7 +12,9 @@ tenant admin (one tenant) and as the operator (all tenants). Then the ranges rea
 sessions half the next day's), and Top sessions and the first page are timed over the last 7 days
 (last month's days and this month whole, or days only early in a month), today, and the first
 range with a key filter and with a model filter (every day of it read as days, 14 lists).
-Each timing is the median of --runs,
+The first page of `GET /v1/usage?group_by=session_id` (100 rows, its count and totals) is timed
+for the tenant admin's ranges: usage_report against usage_report_page. Each timing is the median
+of --runs,
 after a warm-up; both paths' rows are compared for equality first. Run it against a database of
 its own (scripts/report_bench.py --session-top makes and drops one).
 """
@@ -32,8 +34,14 @@ from django.db import connection
 from keys.models import ApiKey, Tenant
 from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageMonthlySessionRollup, UsageRollupDelta
 from usage.report_page import REPORT_GROUPS_SHOWN, TOP_ROWS
-from usage.selectors import usage_report, usage_top_groups, usage_top_groups_scanned, usage_totals
-from usage.types import UsageFilter, UsageGroup
+from usage.selectors import (
+    usage_report,
+    usage_report_page,
+    usage_top_groups,
+    usage_top_groups_scanned,
+    usage_totals,
+)
+from usage.types import UsageFilter, UsageGroup, UsageReport
 
 MONTHS = UsageMonthlySessionRollup._meta.db_table
 DAILY = UsageDailyRollup._meta.db_table
@@ -86,6 +94,7 @@ FROM unnest(ARRAY[%(key)s, %(key_2)s]) AS k, unnest(ARRAY['{MODEL}', '{MODEL_2}'
 WHERE NOT (k = %(key)s AND m = '{MODEL}')
 """
 DAYS = 7
+API_PAGE = 100  # GET /v1/usage's default limit
 STEP = 1_000_000
 
 
@@ -184,13 +193,24 @@ class Command(BaseCommand):
             ),
             f"group by session, first {REPORT_GROUPS_SHOWN}": (page_before, page_after),
         }
+        if usage_filter.tenant_id is not None:  # the API's view: one tenant
+
+            def api(read: Callable[..., UsageReport]) -> Callable[[], list[UsageGroup]]:
+                def page() -> list[UsageGroup]:
+                    got = read(usage_filter=usage_filter, group_by="session_id", offset=0, limit=API_PAGE)
+                    # The count and the totals compared with the rows (API contract).
+                    return [UsageGroup(f"count {got.group_count}", got.totals), *got.groups]
+
+                return page
+
+            cases[f"/v1/usage by session, {API_PAGE}"] = (api(usage_report), api(usage_report_page))
         for name, (before, after) in cases.items():
             if _rows(before()) != _rows(after()):
                 raise CommandError(
                     f"{scope} {name}: the threshold algorithm's rows differ from the full statement's"
                 )
             self.stdout.write(
-                f"  {scope:<13} {name:<28} full statement {_median_ms(before, runs):8.1f} ms   "
+                f"  {scope:<13} {name:<29} full statement {_median_ms(before, runs):8.1f} ms   "
                 f"threshold algorithm {_median_ms(after, runs):7.1f} ms   (rows equal)"
             )
 
