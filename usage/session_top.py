@@ -162,7 +162,9 @@ def _lists(usage_filter: UsageFilter, plan: MonthPlan, tenants: list[int]) -> li
     days read as days; None past MAX_LISTS."""
     months = UsageMonthlySessionRollup.objects.all()
     lists = [_List(months.filter(tenant_id=t, month=m)) for t in tenants for m in plan.whole_months]
-    if plan.reads_days and len(lists) <= MAX_LISTS:
+    # Every day of the plan's days part, not only those that can hold usage (plan.reads_days):
+    # the full statement sums them all, a day stamped ahead of this clock included.
+    if len(lists) <= MAX_LISTS:
         slices = _in_filter(UsageDailyKeyRollup.objects.filter(plan.days), usage_filter)
         found = slices.order_by().values_list("tenant_id", "day", "api_key_id", "model").distinct()
         # One past the bound is enough to know it is past.
