@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--session-top", action="store_true", help="Run usage_session_top_bench instead.")
     parser.add_argument("--sessions", type=int, default=5_000_000, help="With --session-top.")
     parser.add_argument("--database", default=DATABASE, help="The throwaway database's name.")
+    parser.add_argument("--days-only", action="store_true", help="With --session-top: its day ranges only.")
     options = parser.parse_args()
     database = str(options.database)
     if not database.replace("_", "").isalnum():
@@ -63,6 +64,7 @@ def main() -> None:
         )
         bench = (
             ["usage_session_top_bench", "--sessions", str(options.sessions)]
+            + (["--days-only"] if options.days_only else [])
             if options.session_top
             else ["usage_report_bench", "--events", str(options.events)]
         )

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from keys.drf import request_key
 from meshplatform.errors import NotFound
-from usage.selectors import usage_key_of_tenant, usage_report
+from usage.selectors import usage_key_of_tenant, usage_report_page
 from usage.types import API_GROUP_BY, UsageFilter, UsageGroup, UsageReport, UsageTotals
 
 DEFAULT_DAYS = 30
@@ -165,7 +165,7 @@ class UsageView(APIView):
             session_id=params.get("session_id"), key_id=key_id, model=params.get("model"),
             comparison_id=params.get("comparison_id"),
         )  # fmt: skip
-        report = usage_report(
+        report = usage_report_page(
             usage_filter=usage_filter,
             group_by=params["group_by"],
             offset=params["offset"],

@@ -139,6 +139,13 @@ class UsageDailyRollup(RollupSums):
             models.Index(fields=["day"], name="usage_rollup_day_idx"),
             models.Index(fields=["tenant", "session_id", "day"], name="usage_rollup_session_idx"),
             models.Index(fields=["api_key", "day"], name="usage_rollup_key_idx"),
+            # One (tenant, day, key, model) slice in cost order, ties by session: the lists
+            # usage.session_top reads from the top where a range's month is read as days or the
+            # filter names a key or model (a session has one row per slice).
+            models.Index(
+                fields=["tenant", "day", "api_key", "model", "-cost_usd", "session_id"],
+                name="usage_rollup_slice_cost_idx",
+            ),
         ]
 
 

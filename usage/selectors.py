@@ -185,19 +185,24 @@ def _fetch(sql: str, params: list[Any]) -> list[dict[str, Any]]:
 
 
 def _grouped_sql(
-    usage_filter: UsageFilter, group_by: GroupBy, narrow: Q | None = None
+    usage_filter: UsageFilter,
+    group_by: GroupBy,
+    narrow: Q | None = None,
+    metrics: tuple[str, ...] = METRICS,
 ) -> tuple[str, list[Any]]:
     """`WITH …, grouped AS (…)`: one row per group (g0…, the metrics), the rollups plus the deltas
     not yet folded into them (fresh from the ledger flush that stored the events); `narrow` (some
-    sessions of some tenants: usage_top_groups) applies to every part."""
+    sessions of some tenants: usage_top_groups) applies to every part; `metrics` (requests at
+    least) the sums read (the groups are the same)."""
     fields = GROUP_FIELDS[group_by]
     keys = [f"g{n}" for n in range(len(fields))]
     if usage_filter.comparison_id is not None:  # rollups do not keep it: the comparison's events
-        parts = [_grouped(_comparison_events(usage_filter), fields, _EVENT_SUMS)]
+        event_sums = {name: _EVENT_SUMS[name] for name in metrics}
+        parts = [_grouped(_comparison_events(usage_filter), fields, event_sums)]
     else:
-        parts = _rolled_up_parts(usage_filter, group_by, narrow)
-    union, params = _union_sql(parts, [*keys, *METRICS])
-    sums = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
+        parts = _rolled_up_parts(usage_filter, group_by, narrow, metrics)
+    union, params = _union_sql(parts, [*keys, *metrics])
+    sums = ", ".join(f"SUM({m}) AS {m}" for m in metrics)
     # Every event counts a request: a group netting zero requests (a session only on days a
     # month's row had subtracted) has no event in range.
     grouped = (
@@ -248,9 +253,10 @@ def _sessions_ordered(
 
 def usage_top_groups(*, usage_filter: UsageFilter, group_by: GroupBy, limit: int) -> list[UsageGroup]:
     """The `limit` largest groups as usage_report orders them, without its totals and group count:
-    those are window sums over every group (50,000 sessions for a top ten). Sessions, where the
-    range is read as whole months, by a threshold algorithm over each month's sessions in cost
-    order (usage.session_top): the rows read grow with `limit` and the skew, not the sessions."""
+    those are window sums over every group (50,000 sessions for a top ten). Sessions by a
+    threshold algorithm over each whole month's sessions and each (day, key, model) slice's in cost
+    order (usage.session_top): the rows read grow with `limit`, the lists and the skew, not the
+    sessions; the full statement where it does not apply (usage.session_top's docstring)."""
     if group_by == "session_id":
         top = session_top(
             usage_filter=usage_filter,
@@ -307,29 +313,51 @@ def usage_report(
     )
 
 
+def usage_group_count(*, usage_filter: UsageFilter, group_by: GroupBy) -> int:
+    """How many groups usage_report has: the same parts and HAVING, summing requests alone, with
+    no window sums, no order (the groups of every session of the range are still read)."""
+    grouped, params = _grouped_sql(usage_filter, group_by, metrics=("requests",))
+    return int(_fetch(f"{grouped} SELECT COUNT(*) AS group_count FROM grouped", params)[0]["group_count"])
+
+
+def usage_report_page(
+    *, usage_filter: UsageFilter, group_by: GroupBy, offset: int, limit: int
+) -> UsageReport:
+    """usage_report's page, its first page by session read as Top sessions are (usage_top_groups),
+    the totals from the session-free rollups (a group netting no request sums nothing) and the
+    group count on its own (usage_group_count): equal to usage_report's, without summing every
+    metric of every session, ordering them and window sums over them."""
+    if group_by != "session_id" or offset or usage_filter.comparison_id is not None:
+        return usage_report(usage_filter=usage_filter, group_by=group_by, offset=offset, limit=limit)
+    groups = usage_top_groups(usage_filter=usage_filter, group_by=group_by, limit=limit)
+    totals = usage_totals(usage_filter=usage_filter)
+    count = usage_group_count(usage_filter=usage_filter, group_by=group_by)
+    return UsageReport(usage_filter, group_by, totals, groups, count)
+
+
 def _rolled_up_parts(
-    usage_filter: UsageFilter, group_by: GroupBy, narrow: Q | None = None
+    usage_filter: UsageFilter, group_by: GroupBy, narrow: Q | None = None, metrics: tuple[str, ...] = METRICS
 ) -> list[QuerySet[Any]]:
     """The rollups and the deltas not yet folded, grouped or as rows for the report's GROUP BY:
     sessions from whole months less the days left out where that reads fewer rows
-    (usage.session_months), everything else from the daily grains."""
+    (usage.session_months), everything else from the daily grains; `narrow` applies to every part."""
     fields = GROUP_FIELDS[group_by]
     if group_by == "session_id" and session_months_apply(usage_filter):
         rows = session_rows_of_range(usage_filter, today=dt.datetime.now(dt.UTC).date(), narrow=narrow)
         deltas = _deltas(usage_filter) if narrow is None else _deltas(usage_filter).filter(narrow)
         # Rows as they are, signed, summed once by the report's own GROUP BY: a month's rows are
         # already one per tenant × session; a first aggregation per part would only add work.
-        negated = {f"minus_{name}": -F(name) for name in METRICS}
+        negated = {f"minus_{name}": -F(name) for name in metrics}
         return [
-            *(part.values(*fields, *METRICS).order_by() for part in rows.added),
+            *(part.values(*fields, *metrics).order_by() for part in rows.added),
             *(part.values(*fields, **negated).order_by() for part in rows.subtracted),
-            deltas.values(*fields, *METRICS).order_by(),
+            deltas.values(*fields, *metrics).order_by(),
         ]
-    by_session = group_by == "session_id"
-    return [
-        _grouped(_rollups(usage_filter, by_session=by_session), fields, _ROLLUP_SUMS),
-        _grouped(_deltas(usage_filter), fields, _ROLLUP_SUMS),
-    ]
+    rollups, deltas = _rollups(usage_filter, by_session=group_by == "session_id"), _deltas(usage_filter)
+    if narrow is not None:
+        rollups, deltas = rollups.filter(narrow), deltas.filter(narrow)
+    sums = {name: _ROLLUP_SUMS[name] for name in metrics}
+    return [_grouped(rollups, fields, sums), _grouped(deltas, fields, sums)]
 
 
 def _day(value: Any) -> dt.date:

@@ -25,9 +25,9 @@ from keys.services import api_key_create, tenant_create  # noqa: E402
 from usage.folding import StaleSlice  # noqa: E402
 from usage.models import UsageDailyRollup, UsageEvent, UsageRollupDelta  # noqa: E402
 from usage.rollups import rollup_slice_recompute, usage_rollups_refresh  # noqa: E402
-from usage.selectors import usage_report  # noqa: E402
+from usage.selectors import usage_report, usage_top_groups, usage_top_groups_scanned  # noqa: E402
 from usage.store import usage_events_store  # noqa: E402
-from usage.types import TokenUsage, UsageEventData, UsageFilter  # noqa: E402
+from usage.types import TokenUsage, UsageEventData, UsageFilter, UsageGroup  # noqa: E402
 
 
 def main() -> None:
@@ -57,6 +57,12 @@ def main() -> None:
     today = dt.datetime.now(dt.UTC).date()
     usage_filter = UsageFilter(tenant.pk, today - dt.timedelta(days=45), today)
 
+    recent = UsageFilter(tenant.pk, today - dt.timedelta(days=5), today)
+    recent_mini = dataclasses.replace(recent, model="openai/gpt-4o-mini")
+
+    def rows(groups: list[UsageGroup]) -> list[tuple[str, str, int]]:
+        return [(g.value, str(g.totals.cost_usd), g.totals.requests) for g in groups]
+
     def report() -> dict[str, Any]:
         by_model = usage_report(usage_filter=usage_filter, group_by="model")
         by_session = usage_report(usage_filter=usage_filter, group_by="session_id")
@@ -65,6 +71,14 @@ def main() -> None:
             "cost": str(by_model.totals.cost_usd),
             "models": {group.value: group.totals.requests for group in by_model.groups},
             "session_requests": by_session.totals.requests,
+            # Top sessions by the threshold algorithm (a query per list on SQLite) equal the full
+            # statement's, over days and with a model filter.
+            "top_sessions_exact": all(
+                rows(usage_top_groups(usage_filter=f, group_by="session_id", limit=n))
+                == rows(usage_top_groups_scanned(usage_filter=f, group_by="session_id", limit=n))
+                for f in (recent, recent_mini)
+                for n in (1, 2, 5)
+            ),
         }
 
     result: dict[str, Any] = {"vendor": connection.vendor, "unfolded": report()}

@@ -471,6 +471,7 @@ def test_make_runs_embedded_sqlite_folds_and_reports_exactly(tmp_path: Path) -> 
         "requests": 41,
         "models": {"openai/gpt-4o-mini": 40, "openai/gpt-4o": 1},
         "session_requests": 41,
+        "top_sessions_exact": True,
     }
     for phase in ("unfolded", "folded", "recomputed"):
         report = result[phase]

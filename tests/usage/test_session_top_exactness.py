@@ -9,19 +9,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import random
 import time
+from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 
 from keys.models import Tenant
-from keys.services import CreatedKey
+from keys.services import CreatedKey, api_key_create
 from tests.usage.conftest import DAY_S, history, today, usage_event
-from usage import report_page, session_top
+from usage import report_page, selectors, session_top
 from usage.models import UsageRollupDelta
 from usage.rollups import usage_rollups_refresh
 from usage.selectors import usage_top_groups, usage_top_groups_scanned
+from usage.session_months import month_plan_of_range
 from usage.session_top import session_top_applies
 from usage.store import usage_events_store
 from usage.types import UsageFilter, UsageGroup
@@ -89,6 +93,15 @@ def ranked(groups: list[UsageGroup]) -> list[tuple[str, Decimal, int]]:
     return [(g.value, g.totals.cost_usd, g.totals.requests) for g in groups]
 
 
+def without_full_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a fallback to the full statement fails the test: the threshold algorithm answers."""
+
+    def refused(**_: object) -> list[UsageGroup]:
+        raise AssertionError("usage_top_groups fell back to the full statement")
+
+    monkeypatch.setattr(selectors, "usage_top_groups_scanned", refused)
+
+
 @pytest.fixture
 def one_row_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lists read a row at a time, so the stop condition decides after every row."""
@@ -99,7 +112,7 @@ def test_a_session_below_every_lists_threshold_but_first_in_total_is_found(
     skewed_sessions: None, one_row_batches: None, tenant_acme: Tenant
 ) -> None:
     usage_filter = range_filter(tenant_acme)
-    assert session_top_applies(usage_filter, today=today())
+    assert session_top_applies(usage_filter)
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=2)
 
@@ -111,12 +124,18 @@ def test_a_session_below_every_lists_threshold_but_first_in_total_is_found(
 
 @pytest.mark.parametrize("scope", ["acme", "globex", "all"])
 def test_every_top_n_equals_the_full_statements(
-    skewed_sessions: None, one_row_batches: None, tenant_acme: Tenant, tenant_globex: Tenant, scope: str
+    skewed_sessions: None,
+    one_row_batches: None,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    scope: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tenant = {"acme": tenant_acme, "globex": tenant_globex, "all": None}[scope]
     usage_filter = range_filter(tenant)
-    assert session_top_applies(usage_filter, today=today())
+    assert session_top_applies(usage_filter)
     every = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=10_000)
+    without_full_statement(monkeypatch)
 
     for n in range(1, len(every) + 3):
         top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=n)
@@ -136,20 +155,20 @@ def test_every_top_n_equals_the_full_statements(
         assert costs["spread"] == Decimal("64") and every[0].value == "spread"
 
 
-def test_a_range_read_as_days_falls_back_to_the_full_statement(
-    skewed_sessions: None, tenant_acme: Tenant
+def test_a_range_read_as_days_is_read_by_the_threshold_algorithm(
+    skewed_sessions: None, tenant_acme: Tenant, one_row_batches: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     last = month_start(1)
     usage_filter = UsageFilter(
         tenant_id=tenant_acme.pk, date_from=last + dt.timedelta(days=8), date_to=last + dt.timedelta(days=10)
     )
-    assert not session_top_applies(usage_filter, today=today())
+    assert month_plan_of_range(usage_filter, today=today()).reads_days
+    expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
+    without_full_statement(monkeypatch)
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=3)
 
-    assert ranked(top) == ranked(
-        usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
-    )
+    assert ranked(top) == ranked(expected)
     assert [g.value for g in top] == ["b2", "spread", "b1"]  # b1: 10 folded − 6 unfolded
 
 
@@ -198,7 +217,7 @@ def test_a_tie_at_the_threshold_is_read_on_until_the_lower_session_id_is_seen(
     usage_filter = UsageFilter(
         tenant_id=tenant_acme.pk, date_from=last + dt.timedelta(days=2), date_to=month_end
     )
-    assert session_top_applies(usage_filter, today=today())
+    assert session_top_applies(usage_filter)
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=3)
 
@@ -206,3 +225,231 @@ def test_a_tie_at_the_threshold_is_read_on_until_the_lower_session_id_is_seen(
     assert ranked(top) == ranked(
         usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=3)
     )
+
+
+# Days, keys and models: the lists are (tenant, day, key, model) slices of the daily session grain.
+MINI, FULL = "openai/gpt-4o-mini", "openai/gpt-4o"
+
+
+def spend_on(key: CreatedKey, day: dt.date, session: str, cost: str, model: str = MINI) -> None:
+    event = replace(
+        usage_event(key, days_ago=days_ago(day), session=session, cost=Decimal(cost)),
+        model_requested=model,
+        model_served=model,
+    )
+    usage_events_store(events=[event])
+
+
+@pytest.fixture
+def acme_batch_key(tenant_acme: Tenant) -> CreatedKey:
+    return api_key_create(tenant=tenant_acme, name="acme batch")
+
+
+@pytest.fixture
+def sliced_sessions(acme_key: CreatedKey, acme_batch_key: CreatedKey, globex_key: CreatedKey) -> None:
+    """Last month's 10th: `spread` is second in three slices (key × model) yet first in total;
+    ties across slices on the 9th; a session in last month's 21st and this month's 1st (a plan of
+    days and a whole month); many small sessions over both keys and models; globex sharing the id
+    `spread`; then unfolded deltas: `late` today, and a rewrite lowering `k1-top`."""
+    last, this = month_start(1), month_start(0)
+    tenth, ninth, twenty_first = (
+        last + dt.timedelta(days=9),
+        last + dt.timedelta(days=8),
+        last + dt.timedelta(days=20),
+    )
+    for key, model, leader, cost in ((acme_key, MINI, "k1-top", "10"), (acme_batch_key, MINI, "k2-top", "9"),
+                                     (acme_key, FULL, "m2-top", "8")):  # fmt: skip
+        spend_on(key, tenth, leader, cost, model)
+        spend_on(key, tenth, "spread", "4", model)
+    for key, model, session in ((acme_key, MINI, "tie-z"), (acme_batch_key, MINI, "tie-x"),
+                                (acme_key, FULL, "tie-y")):  # fmt: skip
+        spend_on(key, ninth, session, "3.000000001", model)
+    spend_on(acme_key, twenty_first, "late-month", "6")
+    spend_on(acme_batch_key, twenty_first, "mixed", "5", FULL)
+    spend_on(acme_key, this, "mixed", "5")
+    spend_on(acme_batch_key, this, "this-month", "7", FULL)
+    spend_on(acme_batch_key, today(), "today-top", "3")
+    spend_on(acme_batch_key, today(), "spread", "2")
+    rng = random.Random(5)
+    for n in range(120):
+        day = today() - dt.timedelta(days=rng.randint(0, 40))
+        cost = str(Decimal(rng.randint(1, 900_000_000)) / 10**9)
+        spend_on(
+            rng.choice((acme_key, acme_batch_key)), day, f"small-{n % 50}", cost, rng.choice((MINI, FULL))
+        )
+    spend_on(globex_key, tenth, "spread", "50")
+    spend_on(globex_key, tenth, "globex-secret", "20", FULL)
+    spend_on(globex_key, today(), "globex-today", "30")
+    usage_rollups_refresh()
+    spend_on(acme_key, today(), "late", "11")  # a positive delta, not folded
+    UsageRollupDelta.objects.create(
+        day=tenth, tenant_id=acme_key.api_key.tenant_id, api_key=acme_key.api_key,
+        session_id="k1-top", model=MINI, requests=0, cost_usd=Decimal("-6"),
+    )  # fmt: skip
+
+
+def sliced_filter(case: str, acme: Tenant, globex: Tenant, batch_key: CreatedKey) -> UsageFilter:
+    last = month_start(1)
+    days = (last + dt.timedelta(days=8), last + dt.timedelta(days=10))  # the 9th to the 11th
+    mixed = (last + dt.timedelta(days=19), today())  # last month as days, this month whole
+    default = (last + dt.timedelta(days=2), today())
+    seven, one = (today() - dt.timedelta(days=6), today()), (today(), today())
+    cases: dict[str, tuple[Tenant | None, tuple[dt.date, dt.date], dict[str, Any]]] = {
+        "days": (acme, days, {}), "mixed": (acme, mixed, {}), "seven days": (acme, seven, {}),
+        "today": (acme, one, {}), "key": (acme, default, {"key_id": batch_key.api_key.pk}),
+        "model": (acme, default, {"model": FULL}),
+        "key and model": (acme, days, {"key_id": batch_key.api_key.pk, "model": MINI}),
+        "globex days": (globex, days, {}), "globex model": (globex, default, {"model": MINI}),
+        "operator days": (None, days, {}), "operator model": (None, default, {"model": MINI}),
+        "session": (acme, default, {"session_id": "spread"}),
+    }  # fmt: skip
+    tenant, (date_from, date_to), extra = cases[case]
+    return UsageFilter(tenant_id=tenant.pk if tenant else None, date_from=date_from, date_to=date_to, **extra)
+
+
+SLICED_CASES = ["days", "mixed", "seven days", "today", "key", "model", "key and model", "globex days",
+                "globex model", "operator days", "operator model", "session"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SLICED_CASES)
+def test_days_keys_and_models_top_n_equals_the_full_statements(
+    sliced_sessions: None,
+    one_row_batches: None,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    acme_batch_key: CreatedKey,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    usage_filter = sliced_filter(case, tenant_acme, tenant_globex, acme_batch_key)
+    every = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=10_000)
+    assert every, case
+    without_full_statement(monkeypatch)
+
+    for n in [*range(1, min(len(every), 12) + 1), len(every) + 2]:
+        top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=n)
+        assert ranked(top) == ranked(every[:n]), (case, n)
+
+    costs = {g.value: g.totals.cost_usd for g in every}
+    if case == "days":
+        assert (
+            every[0].value == "spread"
+            and costs["spread"] == Decimal("12")
+            and costs["k1-top"] == Decimal("4")
+        )
+        assert [g.value for g in every if g.value.startswith("tie-")] == ["tie-x", "tie-y", "tie-z"]
+    if case == "mixed":
+        assert costs["mixed"] == Decimal("10") and costs["late"] == Decimal("11") and "spread" in costs
+    if case == "key":  # the batch key's rows only
+        assert costs["spread"] == Decimal("6") and "k1-top" not in costs and "late" not in costs
+    if case == "model":
+        assert set(costs) >= {"m2-top", "this-month"} and "k1-top" not in costs
+    if case.startswith("globex"):  # a tenant's filter never shows another tenant's sessions
+        assert not set(costs) & {"k1-top", "k2-top", "m2-top", "late", "mixed", "today-top"}
+    elif case != "operator days" and case != "operator model":
+        assert "globex-secret" not in costs and "globex-today" not in costs
+    if case == "operator days":  # the same id across tenants, summed as the full statement does
+        assert costs["spread"] == Decimal("62") and "globex-secret" in costs
+    if case == "session":
+        assert list(costs) == ["spread"] and costs["spread"] == Decimal("14")
+
+
+@pytest.mark.parametrize("bound", ["MAX_LISTS", "MAX_ROWS_READ"])
+def test_too_many_lists_or_rows_read_fall_back_to_the_full_statement(
+    sliced_sessions: None,
+    one_row_batches: None,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    acme_batch_key: CreatedKey,
+    monkeypatch: pytest.MonkeyPatch,
+    bound: str,
+) -> None:
+    usage_filter = sliced_filter("model", tenant_acme, tenant_globex, acme_batch_key)
+    expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=5)
+    monkeypatch.setattr(session_top, bound, 2)
+    calls: list[int] = []
+    scanned = selectors.usage_top_groups_scanned
+
+    def counted(**kwargs: object) -> list[UsageGroup]:
+        calls.append(1)
+        return scanned(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(selectors, "usage_top_groups_scanned", counted)
+
+    top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=5)
+
+    assert ranked(top) == ranked(expected) and calls == [1]
+
+
+def test_the_page_of_a_days_range_with_a_model_filter_shows_the_full_statements_sessions(
+    sliced_sessions: None,
+    finance_http: httpx.Client,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    acme_batch_key: CreatedKey,
+) -> None:
+    for tenant, model in ((tenant_acme, FULL), (tenant_globex, MINI)):
+        days = sliced_filter("days", tenant_acme, tenant_globex, acme_batch_key)
+        usage_filter = replace(days, tenant_id=tenant.pk, model=model)
+        params = {
+            "group_by": "session_id", "tenant": str(tenant.pk), "model": model,
+            "date_from": str(usage_filter.date_from), "date_to": str(usage_filter.date_to),
+        }  # fmt: skip
+        expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=10_000)
+
+        table = finance_http.get(TABLE_CSV, params=params)
+
+        assert table.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(table.text)))[:-1]
+        assert [(r["session_id"], Decimal(r["cost_usd"]), int(r["requests"])) for r in rows] == ranked(
+            expected
+        )
+        shown = {r["session_id"]: Decimal(r["cost_usd"]) for r in rows}
+        if tenant == tenant_acme:
+            assert (
+                shown["m2-top"] == Decimal("8")
+                and shown["spread"] == Decimal("4")
+                and "globex-secret" not in shown
+            )
+        else:  # globex's own `spread` only: acme's rows of the same id are not summed in
+            assert shown == {"spread": Decimal("50")}
+
+
+@pytest.mark.parametrize("case", ["days", "mixed", "key", "model", "session"])
+def test_the_apis_first_page_by_session_equals_the_full_statements(
+    sliced_sessions: None,
+    acme_http: httpx.Client,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    acme_batch_key: CreatedKey,
+    case: str,
+) -> None:
+    """`/v1/usage?group_by=session_id`: its first page by the threshold algorithm, `count` and
+    `totals` (API contract) computed apart, all equal to the full statement's (usage_report)."""
+    usage_filter = sliced_filter(case, tenant_acme, tenant_globex, acme_batch_key)
+    query = {"group_by": "session_id", "from": str(usage_filter.date_from), "to": str(usage_filter.date_to)}
+    if usage_filter.key_id is not None:
+        query["key"] = acme_batch_key.api_key.prefix
+    for name in ("model", "session_id"):
+        if getattr(usage_filter, name) is not None:
+            query[name] = getattr(usage_filter, name)
+    every = selectors.usage_report(usage_filter=usage_filter, group_by="session_id")
+    assert every.group_count > 0
+
+    for limit in (1, 3, every.group_count + 1):
+        response = acme_http.get("/usage", params={**query, "limit": limit})
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["count"] == every.group_count and body["has_more"] == (limit < every.group_count)
+        assert Decimal(body["totals"]["cost_usd"]) == every.totals.cost_usd
+        counts = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens")
+        assert [body["totals"][name] for name in counts] == [getattr(every.totals, name) for name in counts]
+        shown = [
+            (row["group"], Decimal(row["totals"]["cost_usd"]), row["totals"]["requests"])
+            for row in body["data"]
+        ]
+        assert shown == ranked(every.groups[:limit]), limit
+        assert "globex-secret" not in [row["group"] for row in body["data"]]
+    second = acme_http.get("/usage", params={**query, "limit": 1, "offset": 1}).json()
+    assert [row["group"] for row in second["data"]] == [g.value for g in every.groups[1:2]]
