@@ -124,7 +124,7 @@ async def chat_completion(
                 await _hold_spend(entry, candidates, chat, template, body, timeout, spend_gate)
             if chat.async_mode and not accepted:
                 return ChatAccepted(job=await _job_submit(entry, chat), rate_limits=limits)
-            await _note_in_flight(entry, candidates, chat, body, timeout)
+            await _note_in_flight(entry, candidates, body, timeout)
             if chat.stream:
                 return await _stream_open(entry, candidates, chat, body, timeout, limits)
             candidate, completion = await complete_with_fallback(
@@ -229,31 +229,29 @@ async def _stream_open(
     limits: RateLimitState,
 ) -> CompletionStream:
     upstream = await open_stream_with_fallback(candidates, body, timeout=timeout, attempts=entry.attempts)
-    entry.stream_opened(upstream.candidate.served_by)
-    return CompletionStream(
+    prompt_tokens = prompt_tokens_estimate(body)
+    stream = CompletionStream(
         upstream,
         entry=entry,
         client_wants_usage=chat.wants_usage_in_stream,
-        prompt_tokens_estimate=prompt_tokens_estimate(body),
+        prompt_tokens_estimate=prompt_tokens,
         timeout=timeout,
         rate_limits=limits,
     )
+    try:
+        await entry.stream_opened(upstream.candidate.served_by, prompt_tokens=prompt_tokens)
+    except BaseException:  # nobody will hold the stream: close the upstream and bill it here
+        await stream.aclose()
+        raise
+    return stream
 
 
 async def _note_in_flight(
-    entry: LedgerEntry,
-    candidates: list[Candidate],
-    chat: ChatCompletionRequest,
-    body: dict[str, Any],
-    timeout: float,
+    entry: LedgerEntry, candidates: list[Candidate], body: dict[str, Any], timeout: float
 ) -> None:
     """What to bill if this worker dies before the final record: the prompt estimate, finalised by
-    beat once every candidate's timeout (and a grace) has passed. A stream's note also stands until
-    its first progress report, due one progress interval after its first chunk but read only with
-    the next chunk (at most `timeout` later): its horizon covers both."""
+    beat once every candidate's timeout (and a grace) has passed."""
     longest = len(candidates) * timeout + settings.MESH_STREAM_FINALISE_GRACE_S
-    if chat.stream:
-        longest += settings.MESH_STREAM_PROGRESS_INTERVAL_S + timeout
     await entry.in_flight(
         candidates[0].served_by,
         prompt_tokens=prompt_tokens_estimate(body),

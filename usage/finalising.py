@@ -6,11 +6,10 @@ final entry deletes the note. A note still there once the request cannot be runn
 before billing it: it is stored as the request's entry (prompt estimate, error `worker_lost`,
 `tokens_estimated`) unless an entry exists, and billed, its hold released.
 
-A stream's provisional entry (written at its first progress report, one
-MESH_STREAM_PROGRESS_INTERVAL_S after its first chunk, and brought up to date as often; until then
-its in-flight note, whose horizon outlasts that report, stands for it) is replaced by its final
-entry when the stream ends, however it ends, as long as the worker lives. A worker killed
-mid-stream leaves it provisional. No stream outlives MESH_STREAM_MAX_S, so once an entry is older
+A stream's provisional entry (written before its first byte, brought up to date every
+MESH_STREAM_PROGRESS_INTERVAL_S) is replaced by its final entry when the stream ends, however it
+ends, as long as the worker lives. A worker killed mid-stream leaves it provisional, and nothing
+billed it to the spend counters. No stream outlives MESH_STREAM_MAX_S, so once an entry is older
 than that (plus MESH_STREAM_FINALISE_GRACE_S) and every event written before then has been
 flushed, no final entry can still come: the entry is made final as it stands (`tokens_estimated`,
 error `stream_lost`) and what its request still holds against spend caps is given back. Its cost

@@ -14,8 +14,8 @@ computes every cost, so money is counted in one place.
 
 A worker can die at any point, so nothing billed waits for the end alone: before its upstream call
 the request notes itself in flight (`in_flight`, the entry beat bills if no final one comes), and
-a stream bills its cost so far at every progress report (`stream_progress`, which also renews its
-spend hold; until the first, the note stands for it), the final record adding only the rest.
+a stream bills its cost so far at its opening and at every progress report (`stream_progress`,
+which also renews its spend hold), the final record adding only the rest.
 """
 
 from __future__ import annotations
@@ -225,14 +225,12 @@ class LedgerEntry:
         await usage_open(event=lost, finalise_after=finalise_after)
         self._noted = True
 
-    def stream_opened(self, by: ServedBy) -> None:
-        """A stream's first chunk arrived from `by`. Nothing is written: until the stream's first
-        progress report (`stream_progress`, one MESH_STREAM_PROGRESS_INTERVAL_S in) the in-flight
-        note stands for it, with a horizon that outlasts that report (routing.pipeline), so a
-        process dying before it is billed the prompt estimate by the finaliser, and a stream
-        shorter than the interval costs no write beyond its note and its final entry."""
+    async def stream_opened(self, by: ServedBy, *, prompt_tokens: int) -> None:
+        """A stream's first chunk arrived: a provisional entry billing the prompt estimate (what
+        finance sees if this process dies mid-stream; `stream_finished` replaces it)."""
         self._served_by, self._streamed = by, True
         stream_started()
+        await self.stream_progress(TokenUsage(prompt_tokens=prompt_tokens))
 
     async def stream_progress(self, tokens: TokenUsage) -> None:
         """The stream's cost so far: the provisional entry brought up to date and the cost added
