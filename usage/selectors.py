@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce, NullIf, TruncDate
 from keys.models import ApiKey
 from usage.models import UsageDailyKeyRollup, UsageDailyRollup, UsageEvent, UsageRollupDelta, UsageRollupStale
 from usage.session_months import session_months_apply, session_rows_of_range
-from usage.session_top import session_top
+from usage.session_top import rows_of_filter, session_top
 from usage.types import GroupBy, UsageFilter, UsageGroup, UsageReport, UsageTotals
 
 METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
@@ -65,15 +65,9 @@ def _stale_slices(usage_filter: UsageFilter) -> list[tuple[dt.date, int]]:
 def _in_range(rows: QuerySet[Any], usage_filter: UsageFilter) -> QuerySet[Any]:
     """Rollup-shaped rows (a rollup grain or the deltas) narrowed by the filter."""
     rows = rows.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
-    if usage_filter.tenant_id is not None:
-        rows = rows.filter(tenant_id=usage_filter.tenant_id)
     if usage_filter.session_id is not None:
         rows = rows.filter(session_id=usage_filter.session_id)
-    if usage_filter.key_id is not None:
-        rows = rows.filter(api_key_id=usage_filter.key_id)
-    if usage_filter.model is not None:
-        rows = rows.filter(model=usage_filter.model)
-    return rows
+    return rows_of_filter(rows, usage_filter)
 
 
 def _rollups(usage_filter: UsageFilter, *, by_session: bool = False) -> QuerySet[Any]:

@@ -133,7 +133,9 @@ def _plan(usage_filter: UsageFilter, today: dt.date) -> MonthPlan:
     return MonthPlan(whole_months=[], days_left_out=Q(pk__in=[]), days=days, reads_days=True)
 
 
-def _in_filter(rows: QuerySet[Any], usage_filter: UsageFilter) -> QuerySet[Any]:
+def rows_of_filter(rows: QuerySet[Any], usage_filter: UsageFilter) -> QuerySet[Any]:
+    """Rollup-shaped rows narrowed by the filter's tenant, key and model (not its dates nor its
+    session: the session-free grain has none; usage.selectors adds both)."""
     if usage_filter.tenant_id is not None:
         rows = rows.filter(tenant_id=usage_filter.tenant_id)
     if usage_filter.key_id is not None:
@@ -152,7 +154,7 @@ def _tenants(usage_filter: UsageFilter, plan: MonthPlan, seeds: list[tuple[str, 
     first, last = usage_filter.date_from, usage_filter.date_to
     if plan.whole_months:
         first, last = min(first, min(plan.whole_months)), max(last, _month_end(max(plan.whole_months)))
-    days = _in_filter(UsageDailyKeyRollup.objects.filter(day__gte=first, day__lte=last), usage_filter)
+    days = rows_of_filter(UsageDailyKeyRollup.objects.filter(day__gte=first, day__lte=last), usage_filter)
     found.update(days.values_list("tenant_id", flat=True).distinct())
     return sorted(found)
 
@@ -165,7 +167,7 @@ def _lists(usage_filter: UsageFilter, plan: MonthPlan, tenants: list[int]) -> li
     # Every day of the plan's days part, not only those that can hold usage (plan.reads_days):
     # the full statement sums them all, a day stamped ahead of this clock included.
     if len(lists) <= MAX_LISTS:
-        slices = _in_filter(UsageDailyKeyRollup.objects.filter(plan.days), usage_filter)
+        slices = rows_of_filter(UsageDailyKeyRollup.objects.filter(plan.days), usage_filter)
         found = slices.order_by().values_list("tenant_id", "day", "api_key_id", "model").distinct()
         # One past the bound is enough to know it is past.
         for tenant, day, key, model in found[: MAX_LISTS + 1 - len(lists)]:
@@ -176,7 +178,7 @@ def _lists(usage_filter: UsageFilter, plan: MonthPlan, tenants: list[int]) -> li
 
 def _delta_sessions(usage_filter: UsageFilter) -> list[tuple[str, int]]:
     deltas = UsageRollupDelta.objects.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
-    deltas = _in_filter(deltas, usage_filter)
+    deltas = rows_of_filter(deltas, usage_filter)
     return sorted(set(deltas.values_list("session_id", "tenant_id")))
 
 
