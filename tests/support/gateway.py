@@ -98,10 +98,16 @@ class GatewayServer:
         """The uvicorn worker processes serving now (the master's spawned children), oldest first:
         the order a SIGHUP to the master replaces them in."""
         assert self.process is not None
-        children = psutil.Process(self.process.pid).children()
-        # uvicorn spawns its workers with multiprocessing (children also include its resource tracker).
-        workers = [child for child in children if "spawn_main" in " ".join(child.cmdline())]
-        return [child.pid for child in sorted(workers, key=lambda child: (child.create_time(), child.pid))]
+        workers: list[tuple[float, int]] = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                # uvicorn spawns its workers with multiprocessing (children also include its
+                # resource tracker); a retired worker not yet reaped is a zombie, not serving.
+                if "spawn_main" in " ".join(child.cmdline()):
+                    workers.append((child.create_time(), child.pid))
+            except (psutil.ZombieProcess, psutil.NoSuchProcess):
+                continue
+        return [pid for _, pid in sorted(workers)]
 
     def output(self) -> str:
         return Path(self._log.name).read_text(errors="replace")

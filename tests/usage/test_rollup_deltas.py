@@ -233,15 +233,20 @@ class Hammer:
             thread.join(120)
 
 
-def writer(keys: list[CreatedKey], seed: int, batches: int) -> Callable[[], None]:
+def writer(
+    keys: list[CreatedKey], seed: int, batches: int, enough: Callable[[], bool] = lambda: True
+) -> Callable[[], None]:
     """Batches of new events over two months, duplicates of earlier ones, streams' provisional
-    entries and, a few batches later, their finals (another model), some of them twice."""
+    entries and, a few batches later, their finals (another model), some of them twice: at least
+    `batches` of them, and on until `enough()` (so a slow host still checks while writes land)."""
 
     def run() -> None:
         rng = random.Random(seed)
         sent: list[UsageEventData] = []
         finals: list[UsageEventData] = []
-        for _ in range(batches):
+        written = 0
+        while written < batches or not enough():
+            written += 1
             batch = [
                 random_event(rng.choice(keys), rng, days=(0, 45), sessions=["", "s1", "s2", "s3"])
                 for _ in range(rng.randint(1, 12))
@@ -269,7 +274,8 @@ def test_writers_folds_and_recomputes_at_once_stay_exact_at_every_instant(
     keys = [acme_key, globex_key, api_key_create(tenant=tenant_acme, name="acme batch")]
     hammer = Hammer()
     hammer.writing.set()
-    writers = [writer(keys, seed, batches=120) for seed in (1, 2, 3)]
+    checked = lambda: hammer.checks >= 5 or bool(hammer.errors)  # noqa: E731
+    writers = [writer(keys, seed, batches=120, enough=checked) for seed in (1, 2, 3)]
 
     def folder() -> None:
         while hammer.writing.is_set():
