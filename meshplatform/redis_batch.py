@@ -276,6 +276,13 @@ async def redis_batches_sent() -> None:
         await asyncio.sleep(0.005)
 
 
+def redis_batched_soon(*command: Any) -> asyncio.Future[Any]:
+    """The command queued in the loop's next pipeline now, its reply (or error) a future: for a
+    caller that awaits another command of the same batch and handles this one's reply by a
+    callback (no task, no second await)."""
+    return _batchers.get().submit(command)
+
+
 def redis_batched_nowait(*command: Any) -> None:
     """`redis_batched` without waiting for the reply: the command rides the loop's next pipeline
     while the caller goes on (a failure is dropped; use it only for writes something else backs up)."""

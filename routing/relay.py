@@ -76,9 +76,6 @@ class StreamClock:
         self.ends_at: float = now + self.max_s
         self.next_tick: float = min(now + self.interval_s, self.ends_at)
 
-    def due(self) -> bool:
-        return time.monotonic() >= self.next_tick
-
     def tick(self) -> bool:
         """Schedule the next report; False once the stream has lasted its longest allowed time."""
         now = time.monotonic()
@@ -95,6 +92,7 @@ def _too_long(stream: OpenStream, max_s: float) -> GatewayTimeout:
 
 
 def _carries_output(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries output (content or a tool call), as the relay counts it inline."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         if delta.get("content") or delta.get("tool_calls"):
@@ -234,37 +232,41 @@ class CompletionStream:
         self._started = True
         model, wants_usage, entry, rest = self.model, self._wants_usage, self._entry, self._upstream.rest
         clock = StreamClock()
-        chunk_id, created = "", int(time.time())
+        last: dict[str, Any] = {}  # the id and created time an in-stream error chunk repeats
         try:
             try:
-                chunk: dict[str, Any] | None = self._upstream.first_chunk
-                while chunk is not None:
-                    chunk_id = chunk.get("id", chunk_id)
-                    created = chunk.get("created", created)
+                chunk: dict[str, Any] = self._upstream.first_chunk
+                while True:
+                    last = chunk
                     chunk["model"] = model
                     if chunk.get("usage"):
                         self._usage = usage_from_openai(chunk["usage"])
                         if not wants_usage:
                             if not chunk.get("choices"):
-                                chunk = await anext(rest, None)
+                                chunk = await rest.__anext__()
                                 continue
                             chunk.pop("usage")
                     elif not wants_usage:
                         chunk.pop("usage", None)
-                    if _carries_output(chunk):
-                        if not self._content_chunks:
-                            entry.first_output()
-                        self._content_chunks += 1
+                    for choice in chunk.get("choices") or ():  # output: time to first token, estimate
+                        delta = choice.get("delta") or {}
+                        if delta.get("content") or delta.get("tool_calls"):
+                            if not self._content_chunks:
+                                entry.first_output()
+                            self._content_chunks += 1
+                            break
                     yield encode(chunk)
-                    if clock.due():
+                    if time.monotonic() >= clock.next_tick:
                         if not clock.tick():
                             raise _too_long(self._upstream, clock.max_s)
                         await entry.stream_progress(self._usage or self._estimate())
-                    chunk = await anext(rest, None)
+                    chunk = await rest.__anext__()
+            except StopAsyncIteration:
                 self._completed = True
             except (GatewayError, UpstreamTransportError) as error:
                 self._failure = _as_gateway_error(error, self._upstream, self._timeout)
             if self._failure is not None:
+                chunk_id, created = last.get("id", ""), last.get("created", int(time.time()))
                 yield encode(error_chunk(self._failure, chunk_id=chunk_id, created=created, model=model))
             await self.aclose()  # durable before the consumer sees the end
             if done is not None:

@@ -36,7 +36,7 @@ from meshplatform import tracing
 from meshplatform.draining import requests_cut
 from meshplatform.errors import GatewayError
 from usage.observe import request_ended, request_observed, request_started, stream_started
-from usage.recording import usage_open, usage_record
+from usage.recording import usage_open, usage_record, usage_record_queued, usage_record_written
 from usage.types import DEFAULT_ENDPOINT, TokenUsage, UsageEventData
 
 logger = logging.getLogger(__name__)
@@ -244,14 +244,14 @@ class LedgerEntry:
         delta, self._billed = cost - self._billed, cost
         if cost:
             _witness_billing()
-        writes = [usage_record(event=progress, opened=self._noted)]
-        self._noted = False  # the provisional entry now stands in for the note
+        opened, self._noted = self._noted, False  # the provisional entry now stands in for the note
         if delta or self.hold is not None:
+            written = usage_record_queued(event=progress, opened=opened)  # rides the script's batch
             at, request_id = self.started_at, self.request_id
-            writes.append(
-                spend_progress(key=self.key, request_id=request_id, delta_usd=delta, at=at, hold=self.hold)
-            )
-        await asyncio.gather(*writes)
+            await spend_progress(key=self.key, request_id=request_id, delta_usd=delta, at=at, hold=self.hold)
+            await usage_record_written(written)
+        else:
+            await usage_record(event=progress, opened=opened)
 
     async def stream_finished(
         self, *, tokens: TokenUsage, estimated: bool, failure: GatewayError | None, cancelled: bool
@@ -322,13 +322,18 @@ class LedgerEntry:
         self._final = True
         request_ended(streamed=self._streamed)
         request_observed(key=self.key, event=event, attempts=self.attempts)
-        key, at, request_id = self.key, self.started_at, self.request_id
         owed = event.cost_usd - self._billed  # a stream's progress billed the rest already
         if event.cost_usd:
             _witness_billing()
-        billing = spend_add(key=key, cost_usd=owed, at=at, request_id=request_id)
-        with tracing.span("mesh.ledger.record", request_id):
-            await asyncio.shield(asyncio.gather(billing, usage_record(event=event, opened=self._noted)))
+        with tracing.span("mesh.ledger.record", self.request_id):
+            await asyncio.shield(self._bill_and_record(event, owed))
+
+    async def _bill_and_record(self, event: UsageEventData, owed: Decimal) -> None:
+        """The XADD and the billing script queued in the same step, so one pipeline carries both
+        (one task, no gather); the XADD's reply is handled by usage.recording."""
+        written = usage_record_queued(event=event, opened=self._noted)
+        await spend_add(key=self.key, cost_usd=owed, at=self.started_at, request_id=self.request_id)
+        await usage_record_written(written)
 
     def _event(
         self,
