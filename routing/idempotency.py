@@ -44,6 +44,7 @@ from usage.ledger import billing_witnessed
 logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
+META_HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _KEY_SHAPE = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces: what clients send
 _PENDING, _DONE, _RAN = "pending", "done", "ran"
@@ -166,8 +167,9 @@ async def idempotency_admit(
     """Admission (as `api_key_admit`) and, when the request carries an Idempotency-Key, its claim,
     side by side in one pipelined round trip: this request's claim, or the stored answer of the
     earlier request with that key. A reused key (409, 422) is refused and recorded as such."""
-    authorization = request.headers.get("Authorization")
-    idempotency_key = request.headers.get(HEADER)
+    # From META: `request.headers` builds a mapping of every header on first use, for two reads.
+    authorization = request.META.get("HTTP_AUTHORIZATION")
+    idempotency_key = request.META.get(META_HEADER)
     if idempotency_key is None:
         return await api_key_admit(authorization=authorization), None
     if not _KEY_SHAPE.fullmatch(idempotency_key):

@@ -53,7 +53,10 @@ def _without_orphan_tool_results(messages: list[Any]) -> list[Any]:
 
 
 def transforms_apply(body: dict[str, Any], *, context_window: int) -> dict[str, Any]:
-    """The body with Mesh-applied transforms (and without the `transforms` field itself)."""
+    """The body with Mesh-applied transforms (and without the `transforms` field itself); the
+    body itself when it has none (callers copy it before they change it)."""
+    if "transforms" not in body:
+        return body
     transforms = body.get("transforms") or ()
     body = {name: value for name, value in body.items() if name != "transforms"}
     if "middle-out" in transforms and isinstance(body.get("messages"), list):

@@ -17,6 +17,8 @@ import orjson
 from routing.http_client import UpstreamResponse
 
 BOM = b"\xef\xbb\xbf"
+# A NamedTuple's generated __new__ is a Python function; tuple.__new__ makes the same tuple in C.
+_event_new = tuple.__new__
 
 
 class ServerSentEvent(NamedTuple):
@@ -72,9 +74,15 @@ class SSEDecoder:
             if line[:6] == b"data: ":  # nearly every line an upstream sends
                 self._data.append(line[6:].decode("utf-8", "replace"))
             elif not line:
-                event = self._dispatch()
-                if event is not None:
-                    events.append(event)
+                data = self._data
+                if data and not self._event and self._retry is None:  # a plain message: inline
+                    text = data[0] if len(data) == 1 else "\n".join(data)
+                    events.append(_event_new(ServerSentEvent, (text, "message", self._id, None)))
+                    self._data = []
+                else:
+                    event = self._dispatch()
+                    if event is not None:
+                        events.append(event)
             else:
                 self._field(line)
         return events
