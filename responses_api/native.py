@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from meshplatform.errors import UpstreamError
 from routing.http_client import UpstreamResponse
 from routing.providers.base import Completion, ProviderAdapter, UpstreamCall, UpstreamRequest, json_headers
 from routing.providers.sse import sse_events
@@ -123,19 +122,10 @@ class OpenAIResponsesAdapter(ProviderAdapter):
 
     def _chunk(self, event: dict[str, Any]) -> dict[str, Any]:
         kind = event["type"]
-        if kind in ("response.failed", "error"):
-            error = (event.get("response") or {}).get("error") if kind == "response.failed" else event
-            error = error if isinstance(error, dict) else {}
-            code = error.get("code")
-            raise UpstreamError(
-                f"The {self.name} upstream failed mid-stream.",
-                provider_error=self.provider_error(
-                    None,
-                    str(error.get("message") or "stream error"),
-                    code=code if isinstance(code, str) else None,
-                ),
-                retryable=False,
-            )
+        if kind == "response.failed":
+            raise self.stream_failed((event.get("response") or {}).get("error"))
+        if kind == "error":
+            raise self.stream_failed({**event, "type": None})  # its `type` names the event, not the error
         chunk: dict[str, Any] = {"native_event": event, "choices": []}
         delta = event.get("delta")
         if kind == "response.output_text.delta" and isinstance(delta, str):

@@ -156,6 +156,22 @@ class ProviderAdapter(ABC):
             retryable=True,
         )
 
+    def stream_failed(self, error: object) -> UpstreamError:
+        """The upstream's error event after a stream's first chunk (an OpenAI-style `error` object
+        with `message`, `code`, `type`): 502, never retried (the client has the stream's start)."""
+        body = error if isinstance(error, dict) else {}
+        code, kind = body.get("code"), body.get("type")
+        return UpstreamError(
+            f"The {self.name} upstream failed mid-stream.",
+            provider_error=self.provider_error(
+                None,
+                str(body.get("message") or "stream error"),
+                code=code if isinstance(code, str) else None,
+                kind=kind if isinstance(kind, str) else None,
+            ),
+            retryable=False,
+        )
+
     def provider_error(
         self, status: int | None, message: str | None, *, code: str | None = None, kind: str | None = None
     ) -> ProviderErrorBody:

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 
-from meshplatform.errors import UpstreamError
 from routing.http_client import UpstreamResponse
 from routing.providers.base import (
     Completion,
@@ -76,18 +75,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         if not isinstance(chunk, dict):
             raise self.malformed("a stream event that is not an object")
         if "error" in chunk and "choices" not in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            code, kind = error.get("code"), error.get("type")
-            raise UpstreamError(
-                f"The {self.name} upstream failed mid-stream.",
-                provider_error=self.provider_error(
-                    None,
-                    str(error.get("message") or "stream error"),
-                    code=code if isinstance(code, str) else None,
-                    kind=kind if isinstance(kind, str) else None,
-                ),
-                retryable=False,
-            )
+            raise self.stream_failed(chunk["error"])
         return chunk
 
 
