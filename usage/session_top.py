@@ -24,7 +24,8 @@ collation are the full statement's. A session filter is one candidate: its state
 and to the tenants with usage (the index on tenant, session, day), no list read.
 
 Not applicable (None: the caller runs the full statement): a comparison filter (its few events are
-read directly), more than MAX_LISTS lists (many keys × models × days read as days: one statement
+read directly), a range of at most SMALL_RANGE_ROWS rows (the full statement reads them sooner),
+more than MAX_LISTS lists (many keys × models × days read as days: one statement
 per round holds every list), or MAX_ROWS_READ rows read before the bound falls under the n-th
 total (flat costs: TA would read nearly every session; no round reads past it, since each session
 read is a candidate whose exact total is summed).
@@ -52,6 +53,11 @@ MAX_ROWS_READ = 200_000
 # statement and reading a first batch of each costs more than the full statement saves. A tenant's
 # 7 days of 20 keys × 3 models are 420 lists; the operator's week of 200 keys falls back.
 MAX_LISTS = 500
+# Below this many rows in all its lists a range is summed faster by the full statement than in TA's
+# rounds (scripts/report_bench.py --session-top --sessions 200000: the last 7 days' first 500
+# sessions 74 ms whole vs 363 ms by rounds, today's 28 vs 95 ms; a 5 M session month 13 s vs 74 ms).
+# Counted up to the bound, so asking costs a large range at most that many index entries. 0: TA always.
+SMALL_RANGE_ROWS = 100_000
 # (sessions, tenants) → each session's exact total over the range (groups netting no request absent).
 ExactCosts = Callable[[Collection[str], Collection[int]], dict[str, Decimal]]
 # (sessions, tenants, n) → the n largest of those sessions, in the report's order.
@@ -176,6 +182,31 @@ def _lists(usage_filter: UsageFilter, plan: MonthPlan, tenants: list[int]) -> li
     return None if len(lists) > MAX_LISTS else lists
 
 
+def _small(lists: list[_List]) -> bool:
+    """Whether the lists hold at most SMALL_RANGE_ROWS rows in all (one statement on PostgreSQL,
+    which stops reading at the bound; a query per list elsewhere)."""
+    bound = SMALL_RANGE_ROWS + 1
+    parts = [one.rows.order_by().values_list("session_id") for one in lists]
+    if connection.vendor != "postgresql":
+        return sum(part[:bound].count() for part in parts) < bound
+    selects: list[str] = []
+    params: list[Any] = []
+    for index, part in enumerate(parts):
+        try:
+            sql, part_params = part.query.sql_with_params()
+        except EmptyResultSet:
+            continue
+        selects.append(f"(SELECT 1 FROM ({sql}) AS part{index} LIMIT {bound})")
+        params.extend(part_params)
+    if not selects:
+        return True
+    with connection.cursor() as cursor:
+        union = " UNION ALL ".join(selects)  # each part bounded; so is the whole, read in order
+        cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM ({union}) AS parts LIMIT {bound}) AS b", params)
+        (count,) = cursor.fetchone()
+    return int(count) < bound
+
+
 def _delta_sessions(usage_filter: UsageFilter) -> list[tuple[str, int]]:
     deltas = UsageRollupDelta.objects.filter(day__gte=usage_filter.date_from, day__lte=usage_filter.date_to)
     deltas = rows_of_filter(deltas, usage_filter)
@@ -205,7 +236,7 @@ def session_top(
     if usage_filter.session_id is not None:
         return ordered([usage_filter.session_id], tenants, n)
     lists = _lists(usage_filter, plan, tenants)
-    if lists is None:
+    if lists is None or (SMALL_RANGE_ROWS > 0 and _small(lists)):
         return None
     seen = {session for session, _ in seeds}
     costs = exact(seen, tenants)

@@ -93,6 +93,12 @@ def ranked(groups: list[UsageGroup]) -> list[tuple[str, Decimal, int]]:
     return [(g.value, g.totals.cost_usd, g.totals.requests) for g in groups]
 
 
+@pytest.fixture(autouse=True)
+def threshold_algorithm_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These ranges are small: the full statement would answer them (SMALL_RANGE_ROWS)."""
+    monkeypatch.setattr(session_top, "SMALL_RANGE_ROWS", 0)
+
+
 def without_full_statement(monkeypatch: pytest.MonkeyPatch) -> None:
     """From here on, a fallback to the full statement fails the test: the threshold algorithm answers."""
 
@@ -379,6 +385,35 @@ def test_too_many_lists_or_rows_read_fall_back_to_the_full_statement(
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=5)
 
     assert ranked(top) == ranked(expected) and calls == [1]
+
+
+@pytest.mark.parametrize(("small", "scanned_calls"), [(10**6, [1]), (1, [])])
+def test_a_range_of_few_rows_is_summed_by_the_full_statement(
+    sliced_sessions: None,
+    tenant_acme: Tenant,
+    tenant_globex: Tenant,
+    acme_batch_key: CreatedKey,
+    monkeypatch: pytest.MonkeyPatch,
+    small: int,
+    scanned_calls: list[int],
+) -> None:
+    """At most SMALL_RANGE_ROWS rows in the range's lists: the full statement; more: TA. The same
+    rows either way."""
+    usage_filter = sliced_filter("model", tenant_acme, tenant_globex, acme_batch_key)
+    expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=5)
+    monkeypatch.setattr(session_top, "SMALL_RANGE_ROWS", small)
+    calls: list[int] = []
+    scanned = selectors.usage_top_groups_scanned
+
+    def counted(**kwargs: object) -> list[UsageGroup]:
+        calls.append(1)
+        return scanned(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(selectors, "usage_top_groups_scanned", counted)
+
+    top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=5)
+
+    assert ranked(top) == ranked(expected) and calls == scanned_calls
 
 
 def test_the_page_of_a_days_range_with_a_model_filter_shows_the_full_statements_sessions(
