@@ -54,8 +54,9 @@ MAX_ROWS_READ = 200_000
 # 7 days of 20 keys × 3 models are 420 lists; the operator's week of 200 keys falls back.
 MAX_LISTS = 500
 # Below this many rows in all its lists a range is summed faster by the full statement than in TA's
-# rounds (scripts/report_bench.py --session-top --sessions 200000: the last 7 days' first 500
-# sessions 74 ms whole vs 363 ms by rounds, today's 28 vs 95 ms; a 5 M session month 13 s vs 74 ms).
+# rounds, or not much slower: a small range costs at most the full statement's time (report_bench.py
+# --session-top --sessions 200000: the last 7 days' first 500 sessions 363 ms by rounds, 90 ms so,
+# today's 95 vs 42 ms, but a key filter's top 10 28 vs 131 ms; a 5 M session month 13 s vs 74 ms).
 # Counted up to the bound, so asking costs a large range at most that many index entries. 0: TA always.
 SMALL_RANGE_ROWS = 100_000
 # (sessions, tenants) → each session's exact total over the range (groups netting no request absent).
