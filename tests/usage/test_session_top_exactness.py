@@ -360,8 +360,16 @@ def test_days_keys_and_models_top_n_equals_the_full_statements(
         assert list(costs) == ["spread"] and costs["spread"] == Decimal("14")
 
 
-@pytest.mark.parametrize("bound", ["MAX_LISTS", "MAX_ROWS_READ"])
-def test_too_many_lists_or_rows_read_fall_back_to_the_full_statement(
+@pytest.mark.parametrize(
+    ("bound", "value", "full_statements"),
+    [
+        ("MAX_LISTS", 2, 1),  # too many lists
+        ("MAX_ROWS_READ", 2, 1),  # too many rows read
+        ("SMALL_RANGE_ROWS", 10**6, 1),  # a range of few rows: the full statement is faster
+        ("SMALL_RANGE_ROWS", 1, 0),  # more rows than that: TA
+    ],
+)
+def test_the_full_statement_answers_past_a_bound_and_for_a_small_range(
     sliced_sessions: None,
     one_row_batches: None,
     tenant_acme: Tenant,
@@ -369,10 +377,13 @@ def test_too_many_lists_or_rows_read_fall_back_to_the_full_statement(
     acme_batch_key: CreatedKey,
     monkeypatch: pytest.MonkeyPatch,
     bound: str,
+    value: int,
+    full_statements: int,
 ) -> None:
+    """The same rows whichever answers."""
     usage_filter = sliced_filter("model", tenant_acme, tenant_globex, acme_batch_key)
     expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=5)
-    monkeypatch.setattr(session_top, bound, 2)
+    monkeypatch.setattr(session_top, bound, value)
     calls: list[int] = []
     scanned = selectors.usage_top_groups_scanned
 
@@ -384,36 +395,7 @@ def test_too_many_lists_or_rows_read_fall_back_to_the_full_statement(
 
     top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=5)
 
-    assert ranked(top) == ranked(expected) and calls == [1]
-
-
-@pytest.mark.parametrize(("small", "scanned_calls"), [(10**6, [1]), (1, [])])
-def test_a_range_of_few_rows_is_summed_by_the_full_statement(
-    sliced_sessions: None,
-    tenant_acme: Tenant,
-    tenant_globex: Tenant,
-    acme_batch_key: CreatedKey,
-    monkeypatch: pytest.MonkeyPatch,
-    small: int,
-    scanned_calls: list[int],
-) -> None:
-    """At most SMALL_RANGE_ROWS rows in the range's lists: the full statement; more: TA. The same
-    rows either way."""
-    usage_filter = sliced_filter("model", tenant_acme, tenant_globex, acme_batch_key)
-    expected = usage_top_groups_scanned(usage_filter=usage_filter, group_by="session_id", limit=5)
-    monkeypatch.setattr(session_top, "SMALL_RANGE_ROWS", small)
-    calls: list[int] = []
-    scanned = selectors.usage_top_groups_scanned
-
-    def counted(**kwargs: object) -> list[UsageGroup]:
-        calls.append(1)
-        return scanned(**kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(selectors, "usage_top_groups_scanned", counted)
-
-    top = usage_top_groups(usage_filter=usage_filter, group_by="session_id", limit=5)
-
-    assert ranked(top) == ranked(expected) and calls == scanned_calls
+    assert ranked(top) == ranked(expected) and len(calls) == full_statements
 
 
 def test_the_page_of_a_days_range_with_a_model_filter_shows_the_full_statements_sessions(
