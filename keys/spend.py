@@ -157,7 +157,7 @@ def period_start(period: str, when: datetime) -> datetime | None:
 
 def period_label(period: str, when: datetime) -> str:
     """The name of the calendar (UTC) bucket `when` falls in for a cap period (its start)."""
-    if period == "daily":  # formatted from the fields: strftime costs more than the request's Lua
+    if period == "daily":  # formatted from the fields: cheaper than replace + strftime, per bill
         return f"d{when.year:04d}{when.month:02d}{when.day:02d}"
     if period == "monthly":
         return f"m{when.year:04d}{when.month:02d}"

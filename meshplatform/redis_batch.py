@@ -286,8 +286,7 @@ def redis_batched_soon(*command: Any) -> asyncio.Future[Any]:
 def redis_batched_nowait(*command: Any) -> None:
     """`redis_batched` without waiting for the reply: the command rides the loop's next pipeline
     while the caller goes on (a failure is dropped; use it only for writes something else backs up)."""
-    future = _batchers.get().submit(command)
-    future.add_done_callback(_consume)
+    redis_batched_soon(*command).add_done_callback(_consume)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

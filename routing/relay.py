@@ -76,6 +76,9 @@ class StreamClock:
         self.ends_at: float = now + self.max_s
         self.next_tick: float = min(now + self.interval_s, self.ends_at)
 
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_tick
+
     def tick(self) -> bool:
         """Schedule the next report; False once the stream has lasted its longest allowed time."""
         now = time.monotonic()
@@ -92,7 +95,7 @@ def _too_long(stream: OpenStream, max_s: float) -> GatewayTimeout:
 
 
 def _carries_output(chunk: dict[str, Any]) -> bool:
-    """Whether a chunk carries output (content or a tool call), as the relay counts it inline."""
+    """Whether a chunk carries output (content or a tool call): time to first token, the estimate."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         if delta.get("content") or delta.get("tool_calls"):
@@ -248,15 +251,12 @@ class CompletionStream:
                             chunk.pop("usage")
                     elif not wants_usage:
                         chunk.pop("usage", None)
-                    for choice in chunk.get("choices") or ():  # output: time to first token, estimate
-                        delta = choice.get("delta") or {}
-                        if delta.get("content") or delta.get("tool_calls"):
-                            if not self._content_chunks:
-                                entry.first_output()
-                            self._content_chunks += 1
-                            break
+                    if _carries_output(chunk):
+                        if not self._content_chunks:
+                            entry.first_output()
+                        self._content_chunks += 1
                     yield encode(chunk)
-                    if time.monotonic() >= clock.next_tick:
+                    if clock.due():
                         if not clock.tick():
                             raise _too_long(self._upstream, clock.max_s)
                         await entry.stream_progress(self._usage or self._estimate())

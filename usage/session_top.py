@@ -98,23 +98,29 @@ class _List:
         return [session for _, session in got]
 
 
+def _parts_sql(parts: list[QuerySet[Any]]) -> tuple[dict[int, str], list[Any]]:
+    """Each part's SQL by its position, and all their parameters in that order; a part that can
+    match nothing (EmptyResultSet) is left out."""
+    sqls: dict[int, str] = {}
+    params: list[Any] = []
+    for index, part in enumerate(parts):
+        try:
+            sql, part_params = part.query.sql_with_params()
+        except EmptyResultSet:
+            continue
+        sqls[index] = sql
+        params.extend(part_params)
+    return sqls, params
+
+
 def _read(lists: list[_List], batch: int) -> list[str]:
     """The next batch of every list: on PostgreSQL one statement, each list's page an index scan
     of its own (a UNION ALL, tagged with the list's position); elsewhere (make run's SQLite, whose
     compound statements take no LIMIT per part) a query per list."""
     if connection.vendor != "postgresql":
         return [s for one in lists for s in one.took(list(one.page(batch)), batch)]
-    selects: list[str] = []
-    params: list[Any] = []
-    for index, one in enumerate(lists):
-        page = one.page(batch)
-        try:
-            sql, part_params = page.query.sql_with_params()
-        except EmptyResultSet:
-            one.took([], batch)
-            continue
-        selects.append(f"SELECT {index} AS list_index, * FROM ({sql}) AS part{index}")
-        params.extend(part_params)
+    sqls, params = _parts_sql([one.page(batch) for one in lists])
+    selects = [f"SELECT {index} AS list_index, * FROM ({sql}) AS part{index}" for index, sql in sqls.items()]
     got: dict[int, list[tuple[Any, str]]] = {index: [] for index in range(len(lists))}
     if selects:
         with connection.cursor() as cursor:
@@ -190,15 +196,8 @@ def _small(lists: list[_List]) -> bool:
     parts = [one.rows.order_by().values_list("session_id") for one in lists]
     if connection.vendor != "postgresql":
         return sum(part[:bound].count() for part in parts) < bound
-    selects: list[str] = []
-    params: list[Any] = []
-    for index, part in enumerate(parts):
-        try:
-            sql, part_params = part.query.sql_with_params()
-        except EmptyResultSet:
-            continue
-        selects.append(f"(SELECT 1 FROM ({sql}) AS part{index} LIMIT {bound})")
-        params.extend(part_params)
+    sqls, params = _parts_sql(parts)
+    selects = [f"(SELECT 1 FROM ({sql}) AS part{index} LIMIT {bound})" for index, sql in sqls.items()]
     if not selects:
         return True
     with connection.cursor() as cursor:

@@ -74,15 +74,9 @@ class SSEDecoder:
             if line[:6] == b"data: ":  # nearly every line an upstream sends
                 self._data.append(line[6:].decode("utf-8", "replace"))
             elif not line:
-                data = self._data
-                if data and not self._event and self._retry is None:  # a plain message: inline
-                    text = data[0] if len(data) == 1 else "\n".join(data)
-                    events.append(_event_new(ServerSentEvent, (text, "message", self._id, None)))
-                    self._data = []
-                else:
-                    event = self._dispatch()
-                    if event is not None:
-                        events.append(event)
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
             else:
                 self._field(line)
         return events
@@ -115,9 +109,8 @@ class SSEDecoder:
         if not (self._data or self._event or self._id or self._retry is not None):
             return None
         data = self._data
-        event = ServerSentEvent(
-            data[0] if len(data) == 1 else "\n".join(data), self._event or "message", self._id, self._retry
-        )
+        text = data[0] if len(data) == 1 else "\n".join(data)
+        event = _event_new(ServerSentEvent, (text, self._event or "message", self._id, self._retry))
         self._data, self._event, self._retry = [], "", None  # the last event id persists
         return event
 
